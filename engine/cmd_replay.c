@@ -1,0 +1,276 @@
+/*
+ * cmd_replay.c - `drainguard replay`: a JSON Lines file of events in,
+ * decisions out in input order, state in memory. The backtesting tool: the
+ * output has no wall-clock field, so two runs are byte-identical.
+ */
+#include "cmd.h"
+#include "detect.h"
+#include "pipeline.h"
+#include "rules.h"
+#include "state.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char dg_usage_replay[] =
+    "usage: drainguard replay --rules FILE|DIR [--rules ...] --input FILE|- --output FILE|-\n"
+    "                         [--rejects FILE] [--batch N] [--dedupe-window DUR]\n"
+    "                         [--lateness DUR] [--quiet]\n"
+    "\n"
+    "Decide every event of a JSON Lines file (one event per line, blank lines\n"
+    "ignored) with the rules, keeping window state in memory. Writes one\n"
+    "decision per withdrawal.requested and wallet.outflow (and per account or\n"
+    "balance event that a rule matched), in input order, without wall-clock\n"
+    "fields: the same input gives byte-identical output.\n"
+    "\n"
+    "An invalid line is counted and reported with its line number and reason;\n"
+    "if it names a withdrawal_id, the withdrawal gets a `hold` decision.\n"
+    "\n"
+    "  --rules PATH          rule file, or a directory of them (repeatable)\n"
+    "  --input PATH          events, or - for stdin\n"
+    "  --output PATH         decisions, or - for stdout\n"
+    "  --rejects PATH        write every rejected line as JSON (line, reason, field,\n"
+    "                        message) here; otherwise the first 20 go to stderr\n"
+    "  --batch N             events per batch (default 512; results do not depend on it)\n"
+    "  --dedupe-window DUR   how long an event_id is remembered, in event time (default 24h)\n"
+    "  --lateness DUR        how late an event may be and still see idle state (default 1h)\n"
+    "  --quiet               no summary on stderr\n"
+    "\n"
+    "The summary on stderr gives events by type, decisions by action, rejects by\n"
+    "reason, hits per rule, events per second and peak memory.\n";
+
+#define MAX_STDERR_REJECTS 20
+
+struct replay {
+    FILE *out, *rejects;
+    uint64_t line;
+    uint64_t rejects_shown, rejects_total;
+    int write_error;
+};
+
+struct tag {
+    uint64_t line;
+};
+
+static int emit(void *ud, const struct dg_output *o)
+{
+    struct replay *r = ud;
+    uint64_t line = (uint64_t)(uintptr_t)o->tag;
+
+    if (o->reject) {
+        r->rejects_total++;
+        if (r->rejects) {
+            dg_buf b = {0};
+            dg_buf_printf(&b, "{\"line\":%llu,\"reason\":\"%s\",\"field\":", (unsigned long long)line,
+                          dg_reject_name(o->reject->code));
+            dg_buf_json_str(&b, o->reject->field, strlen(o->reject->field));
+            dg_buf_puts(&b, ",\"message\":");
+            dg_buf_json_str(&b, o->reject->msg, strlen(o->reject->msg));
+            dg_buf_puts(&b, ",\"withdrawal_id\":");
+            dg_buf_json_str(&b, o->reject->withdrawal_id, strlen(o->reject->withdrawal_id));
+            dg_buf_puts(&b, "}\n");
+            fwrite(b.data, 1, b.len, r->rejects);
+            dg_buf_free(&b);
+        } else if (r->rejects_shown < MAX_STDERR_REJECTS) {
+            r->rejects_shown++;
+            fprintf(stderr, "line %llu: rejected (%s): %s%s\n", (unsigned long long)line,
+                    dg_reject_name(o->reject->code), o->reject->msg,
+                    o->reject->withdrawal_id[0] ? " [withdrawal held]" : "");
+        }
+    }
+    if (o->decision) {
+        if (fwrite(o->decision, 1, o->decision_len, r->out) != o->decision_len ||
+            fputc('\n', r->out) == EOF) {
+            r->write_error = errno ? errno : EIO;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg_state *st,
+                    const struct replay *r, double secs)
+{
+    const struct dg_pipeline_stats *s = dg_pipeline_stats(p);
+    struct dg_mem_stats ms;
+    uint64_t events = 0, rejects = 0;
+
+    dg_state_mem_stats(st, &ms);
+    for (int t = 0; t < DG_EV_NTYPES; t++)
+        events += s->events[t];
+    for (int c = 0; c < DG_R_NCODES; c++)
+        rejects += s->rejects[c];
+    fprintf(stderr, "replay: %llu inputs, %llu events, %llu rejected, %llu duplicates, rules %s\n",
+            (unsigned long long)s->inputs, (unsigned long long)events, (unsigned long long)rejects,
+            (unsigned long long)s->duplicates, rs->version);
+    fprintf(stderr, "events by type:\n");
+    for (int t = 0; t < DG_EV_NTYPES; t++)
+        fprintf(stderr, "  %-22s %llu\n", dg_event_type_name(t), (unsigned long long)s->events[t]);
+    fprintf(stderr, "decisions by action:\n");
+    for (int a = 0; a < DG_NACTIONS; a++)
+        fprintf(stderr, "  %-22s %llu\n", dg_action_name(a), (unsigned long long)s->actions[a]);
+    if (rejects) {
+        fprintf(stderr, "rejects by reason:\n");
+        for (int c = 0; c < DG_R_NCODES; c++)
+            if (s->rejects[c])
+                fprintf(stderr, "  %-22s %llu\n", dg_reject_name(c), (unsigned long long)s->rejects[c]);
+        if (!r->rejects && r->rejects_total > r->rejects_shown)
+            fprintf(stderr, "  (%llu more rejected lines not shown: use --rejects FILE)\n",
+                    (unsigned long long)(r->rejects_total - r->rejects_shown));
+    }
+    fprintf(stderr, "rule hits:\n");
+    for (size_t i = 0; i < rs->nrules; i++)
+        fprintf(stderr, "  %-34s %-7s %-8s %llu\n", rs->rules[i].id,
+                dg_action_name(rs->rules[i].action),
+                rs->rules[i].mode == DG_SHADOW ? "shadow" : "enforce",
+                (unsigned long long)s->hits[i]);
+    if (s->frozen_holds)
+        fprintf(stderr, "  %-34s %-7s %-8s %llu\n", DG_RULE_FROZEN, "hold", "enforce",
+                (unsigned long long)s->frozen_holds);
+    fprintf(stderr, "freezes placed: %llu; late events: %llu\n",
+            (unsigned long long)s->freezes_placed, (unsigned long long)s->late);
+    fprintf(stderr, "state: %zu window keys, %zu remembered event ids, %zu expired keys\n", ms.keys,
+            ms.dedupe, ms.expired_keys);
+    fprintf(stderr, "time: %.3f s, %.0f events/s, peak RSS %ld KiB\n", secs,
+            secs > 0 ? (double)s->inputs / secs : 0.0, dg_peak_rss_kib());
+}
+
+int dg_cmd_replay(int argc, char **argv)
+{
+    const char *rules[64], *input = NULL, *output = NULL, *rejects = NULL;
+    size_t nrules = 0, batch = 512;
+    int64_t dedupe = 24LL * 3600 * 1000, lateness = 3600LL * 1000;
+    int quiet = 0, rc = 1;
+    struct dg_diag diag = {0};
+    struct replay r = {0};
+    FILE *in = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    char err[300];
+
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = dg_opt(argc, argv, &i, "--rules"))) {
+            if (nrules == DG_ARRAY_LEN(rules)) {
+                dg_cmd_error("replay", "too many --rules");
+                return 2;
+            }
+            rules[nrules++] = v;
+        } else if ((v = dg_opt(argc, argv, &i, "--input")))
+            input = v;
+        else if ((v = dg_opt(argc, argv, &i, "--output")))
+            output = v;
+        else if ((v = dg_opt(argc, argv, &i, "--rejects")))
+            rejects = v;
+        else if ((v = dg_opt(argc, argv, &i, "--batch"))) {
+            char *end;
+            long b = strtol(v, &end, 10);
+            if (*end || b < 1 || b > 65536) {
+                dg_cmd_error("replay", "--batch: expected a number from 1 to 65536, got '%s'", v);
+                return 2;
+            }
+            batch = (size_t)b;
+        } else if ((v = dg_opt(argc, argv, &i, "--dedupe-window")))
+            dedupe = dg_opt_duration("--dedupe-window", v);
+        else if ((v = dg_opt(argc, argv, &i, "--lateness")))
+            lateness = dg_opt_duration("--lateness", v);
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = 1;
+        else {
+            dg_cmd_error("replay", "unknown option '%s' (see drainguard replay --help)", argv[i]);
+            return 2;
+        }
+    }
+    if (!nrules || !input || !output) {
+        dg_cmd_error("replay", "--rules, --input and --output are required (see --help)");
+        return 2;
+    }
+
+    struct dg_ruleset *rs = dg_ruleset_load(rules, nrules, &diag);
+    for (size_t i = 0; i < diag.n; i++)
+        if (!rs || !quiet)
+            fprintf(stderr, "%s\n", diag.lines[i]);
+    if (!rs) {
+        dg_cmd_error("replay", "rule set has %d error%s; nothing replayed", diag.errors,
+                     diag.errors == 1 ? "" : "s");
+        goto out_diag;
+    }
+    in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
+    if (!in) {
+        dg_cmd_error("replay", "cannot read '%s': %s", input, strerror(errno));
+        goto out_rules;
+    }
+    r.out = strcmp(output, "-") ? fopen(output, "wb") : stdout;
+    if (!r.out) {
+        dg_cmd_error("replay", "cannot write '%s': %s", output, strerror(errno));
+        goto out_in;
+    }
+    if (rejects && !(r.rejects = fopen(rejects, "wb"))) {
+        dg_cmd_error("replay", "cannot write '%s': %s", rejects, strerror(errno));
+        goto out_out;
+    }
+    static char outbuf[1 << 20];
+    setvbuf(r.out, outbuf, _IOFBF, sizeof outbuf);
+
+    struct dg_state *st = dg_state_mem_new(dedupe, lateness);
+    dg_pipeline *p = dg_pipeline_new(rs, st, batch, 0);
+    double t0 = dg_now_seconds();
+    int failed = 0;
+
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        r.line++;
+        size_t len = (size_t)n;
+        if (len && line[len - 1] == '\n')
+            len--;
+        if (len && line[len - 1] == '\r')
+            len--;
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t'))
+            k++;
+        if (k == len)
+            continue; /* blank lines are allowed between events */
+        if (dg_pipeline_push(p, line, len, (void *)(uintptr_t)r.line) >= batch &&
+            dg_pipeline_flush(p, emit, &r, err, sizeof err) != 0) {
+            failed = 1;
+            break;
+        }
+    }
+    if (!failed && ferror(in)) {
+        dg_cmd_error("replay", "reading '%s': %s", input, strerror(errno));
+        failed = 1;
+    }
+    if (!failed && dg_pipeline_flush(p, emit, &r, err, sizeof err) != 0)
+        failed = 1;
+    if (fflush(r.out) != 0 && !r.write_error)
+        r.write_error = errno;
+    if (r.write_error) {
+        dg_cmd_error("replay", "writing '%s': %s", output, strerror(r.write_error));
+        failed = 1;
+    } else if (failed && err[0] && !ferror(in)) {
+        dg_cmd_error("replay", "%s", err);
+    }
+    double secs = dg_now_seconds() - t0;
+    if (!quiet)
+        summary(rs, p, st, &r, secs);
+    rc = failed ? 1 : 0;
+    dg_pipeline_free(p);
+    st->ops->destroy(st);
+    free(line);
+    if (r.rejects)
+        fclose(r.rejects);
+out_out:
+    if (r.out != stdout)
+        fclose(r.out);
+out_in:
+    if (in != stdin)
+        fclose(in);
+out_rules:
+    dg_ruleset_free(rs);
+out_diag:
+    dg_diag_free(&diag);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * main.c - drainguard's entry point: finds the subcommand in the table and
+ * runs it. No logic lives here.
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const struct dg_command dg_commands[] = {
+    {"replay", dg_cmd_replay, "decide a file of events offline (backtests)", dg_usage_replay},
+    {"check", dg_cmd_check, "validate rule files", dg_usage_check},
+    {"test", dg_cmd_test, "run the should-match / should-not-match cases of rule files", dg_usage_test},
+};
+const size_t dg_ncommands = sizeof(dg_commands) / sizeof(dg_commands[0]);
+
+static void help(FILE *out)
+{
+    fprintf(out, "usage: drainguard COMMAND [OPTIONS]\n\n"
+                 "Hot-wallet withdrawal anomaly detector.\n\ncommands:\n");
+    for (size_t i = 0; i < dg_ncommands; i++)
+        fprintf(out, "  %-10s %s\n", dg_commands[i].name, dg_commands[i].summary);
+    fprintf(out, "  %-10s %s\n", "help", "this list; `drainguard COMMAND --help` explains one");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        help(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (argc > 2)
+            for (size_t i = 0; i < dg_ncommands; i++)
+                if (!strcmp(argv[2], dg_commands[i].name)) {
+                    fputs(dg_commands[i].usage, stdout);
+                    return 0;
+                }
+        help(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < dg_ncommands; i++)
+        if (!strcmp(argv[1], dg_commands[i].name)) {
+            if (dg_wants_help(argc - 1, argv + 1)) {
+                fputs(dg_commands[i].usage, stdout);
+                return 0;
+            }
+            return dg_commands[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "drainguard: unknown command '%s'\n\n", argv[1]);
+    help(stderr);
+    return 2;
+}

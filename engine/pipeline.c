@@ -1,0 +1,368 @@
+/*
+ * pipeline.c - see pipeline.h. Each batch slot has its own decoder, so the
+ * events of a batch stay alive together while the state backend applies
+ * them in one go (one Redis round trip per batch, not per event).
+ */
+#include "pipeline.h"
+#include "detect.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct slot {
+    dg_decoder *dec;
+    struct dg_event ev;
+    struct dg_reject rej;
+    int valid;
+    void *tag;
+    int item;          /* index into items[] when valid */
+    dg_buf out;        /* the decision text, when made here */
+    int has_decision;
+    int action;
+    int duplicate;
+};
+
+struct placed {
+    int scope;
+    const char *key;
+    uint32_t len;
+};
+
+struct dg_pipeline {
+    const struct dg_ruleset *rs;
+    struct dg_state *st;
+    size_t cap, n;
+    struct slot *slots;
+    struct dg_item *items;
+    size_t nitems;
+    dg_arena arena;         /* per batch: plans, keys, reasons */
+    dg_value *win;          /* window values of the item being judged */
+    struct placed *placed;  /* freezes placed earlier in this batch */
+    size_t nplaced;
+    int decided_at;
+    struct dg_pipeline_stats stats;
+};
+
+static void make_decoders(dg_pipeline *p)
+{
+    for (size_t i = 0; i < p->cap; i++) {
+        dg_decoder_free(p->slots[i].dec);
+        p->slots[i].dec = dg_decoder_new((const char *const *)p->rs->extra, p->rs->nextra);
+    }
+}
+
+dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, size_t batch,
+                             int decided_at)
+{
+    dg_pipeline *p = dg_xcalloc(1, sizeof(*p));
+    p->rs = rs;
+    p->st = st;
+    p->cap = batch ? batch : 1;
+    p->slots = dg_xcalloc(p->cap, sizeof(*p->slots));
+    p->items = dg_xcalloc(p->cap, sizeof(*p->items));
+    p->placed = dg_xcalloc(p->cap * DG_NSCOPES, sizeof(*p->placed));
+    p->decided_at = decided_at;
+    dg_arena_init(&p->arena, 64 * 1024);
+    make_decoders(p);
+    p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
+    p->stats.hits = dg_xcalloc(rs->nrules + 1, sizeof(uint64_t));
+    return p;
+}
+
+void dg_pipeline_free(dg_pipeline *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->cap; i++) {
+        dg_decoder_free(p->slots[i].dec);
+        dg_buf_free(&p->slots[i].out);
+    }
+    free(p->slots);
+    free(p->items);
+    free(p->placed);
+    free(p->win);
+    free(p->stats.hits);
+    dg_arena_free(&p->arena);
+    free(p);
+}
+
+int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
+{
+    if (p->n)
+        return -1;
+    p->rs = rs;
+    make_decoders(p);
+    free(p->win);
+    p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
+    free(p->stats.hits);
+    p->stats.hits = dg_xcalloc(rs->nrules + 1, sizeof(uint64_t));
+    return 0;
+}
+
+size_t dg_pipeline_pending(const dg_pipeline *p)
+{
+    return p->n;
+}
+
+const struct dg_pipeline_stats *dg_pipeline_stats(const dg_pipeline *p)
+{
+    return &p->stats;
+}
+
+static dg_value field_value(const struct dg_ref *r, const struct dg_event *ev)
+{
+    if (r->kind == DG_REF_FIELD)
+        return ev->f[r->index];
+    if (r->kind == DG_REF_EXTRA)
+        return ev->extra[r->index];
+    return dg_none();
+}
+
+/* The plan of one valid event: its window ops and scope keys. */
+static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
+{
+    const struct dg_ruleset *rs = p->rs;
+    const struct dg_event *ev = &s->ev;
+    int t = ev->type;
+    struct dg_eval_ctx cx = {ev, NULL, rs->listv};
+
+    memset(it, 0, sizeof(*it));
+    it->event_id = ev->f[DG_F_EVENT_ID].u.s;
+    it->event_id_len = ev->f[DG_F_EVENT_ID].len;
+    it->ts = ev->ts_ms;
+    it->decidable = 1;
+    it->ops = rs->ntouch[t] ? dg_arena_alloc(&p->arena, rs->ntouch[t] * sizeof(*it->ops)) : NULL;
+    for (size_t i = 0; i < rs->ntouch[t]; i++) {
+        const struct dg_window *w = &rs->windows[rs->touch[t][i]];
+        struct dg_winop *op = &it->ops[it->nops];
+        uint32_t klen;
+        const char *key = dg_window_key(w, ev, &p->arena, &klen);
+        if (!key)
+            continue; /* no key: not counted, and reads as missing */
+        memset(op, 0, sizeof(*op));
+        op->win = rs->touch[t][i];
+        op->key = key;
+        op->keylen = klen;
+        op->read = rs->reads[t][op->win];
+        if (w->on_mask & DG_EV_BIT(t)) {
+            dg_value v = w->field.kind ? field_value(&w->field, ev) : dg_none();
+            int ok = !w->field.kind || v.t != DG_T_NONE;
+            if (ok && (w->agg->need & (DG_NEED_SUM | DG_NEED_MAX | DG_NEED_MIN)))
+                ok = v.t == DG_T_NUM; /* event.x that is not a number */
+            if (ok && w->filter)
+                ok = dg_expr_true(w->filter, &cx);
+            if (ok) {
+                op->add = 1;
+                op->val = v;
+                if (v.t == DG_T_NUM)
+                    op->fp = dg_fixed(v.u.n);
+                if (w->agg->need & DG_NEED_DISTINCT)
+                    op->vhash = dg_value_hash(&v);
+            }
+        }
+        if (op->add || op->read)
+            it->nops++;
+    }
+    for (int sc = 0; sc < DG_NSCOPES; sc++) {
+        if (sc == DG_SCOPE_GLOBAL) {
+            it->scope_key[sc] = "*";
+            it->scope_len[sc] = 1;
+            continue;
+        }
+        int f = dg_scope_field(sc, t);
+        if (f >= 0 && ev->f[f].t == DG_T_STR) {
+            it->scope_key[sc] = ev->f[f].u.s;
+            it->scope_len[sc] = ev->f[f].len;
+        }
+    }
+}
+
+size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
+{
+    struct slot *s = &p->slots[p->n];
+
+    s->tag = tag;
+    s->has_decision = 0;
+    s->duplicate = 0;
+    s->out.len = 0;
+    p->stats.inputs++;
+    if (dg_decode(s->dec, buf, len, &s->ev, &s->rej) == 0) {
+        s->valid = 1;
+        s->item = (int)p->nitems;
+        plan(p, s, &p->items[p->nitems++]);
+        p->stats.events[s->ev.type]++;
+    } else {
+        /* fail closed: an invalid input that names a withdrawal holds it */
+        s->valid = 0;
+        p->stats.rejects[s->rej.code]++;
+        if (s->rej.withdrawal_id[0]) {
+            dg_reject_encode(p->rs, &s->rej, buf, len, NULL, &s->out);
+            s->has_decision = 1;
+            s->action = DG_HOLD;
+        }
+    }
+    return ++p->n;
+}
+
+static int frozen_in_batch(const dg_pipeline *p, const struct dg_item *it)
+{
+    uint32_t mask = 0;
+    for (size_t i = 0; i < p->nplaced; i++) {
+        const struct placed *pl = &p->placed[i];
+        if (it->scope_key[pl->scope] && it->scope_len[pl->scope] == pl->len &&
+            !memcmp(it->scope_key[pl->scope], pl->key, pl->len))
+            mask |= 1u << pl->scope;
+    }
+    return (int)mask;
+}
+
+static void now_rfc3339(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
+}
+
+/* Judge one new event and encode its decision into its slot. */
+static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char *decided_at)
+{
+    const struct dg_ruleset *rs = p->rs;
+    struct dg_decision d;
+
+    for (size_t o = 0; o < it->nops; o++)
+        if (it->ops[o].read)
+            p->win[it->ops[o].win] = rs->windows[it->ops[o].win].agg->value(&it->ops[o].raw);
+    it->frozen |= (uint32_t)frozen_in_batch(p, it);
+    dg_detect(rs, &s->ev, p->win, it, &p->arena, &d);
+    for (size_t o = 0; o < it->nops; o++)
+        p->win[it->ops[o].win] = dg_none();
+
+    if (it->late)
+        p->stats.late++;
+    for (size_t m = 0; m < d.nm; m++)
+        if (d.m[m].rule >= 0)
+            p->stats.hits[d.m[m].rule]++;
+        else
+            p->stats.frozen_holds++;
+    it->decision = "";
+    it->decision_len = 0;
+    if (!d.decide)
+        return;
+    dg_decision_encode(rs, &s->ev, it, &d, decided_at, &s->out);
+    s->has_decision = 1;
+    s->action = d.action;
+    it->decision = s->out.data;
+    it->decision_len = s->out.len;
+    it->freeze = d.placed;
+    if (d.placed) {
+        for (size_t m = 0; m < d.nm; m++)
+            if (d.m[m].rule >= 0 && d.m[m].action == DG_FREEZE && d.m[m].mode == DG_ENFORCE) {
+                it->freeze_info.rule_id = d.m[m].id;
+                it->freeze_info.reason = d.m[m].reason;
+                break;
+            }
+        for (int sc = 0; sc < DG_NSCOPES; sc++)
+            if (d.placed & (1u << sc)) {
+                struct placed *pl = &p->placed[p->nplaced++];
+                pl->scope = sc;
+                pl->key = it->scope_key[sc];
+                pl->len = it->scope_len[sc];
+                p->stats.freezes_placed++;
+            }
+    }
+}
+
+int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, size_t errsz)
+{
+    char decided_at[32];
+    const char *dat = NULL;
+    int rc = 0;
+
+    if (!p->n)
+        return 0;
+    if (p->decided_at) {
+        now_rfc3339(decided_at);
+        dat = decided_at;
+    }
+    if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0) {
+        snprintf(errstr, errsz, "%s", p->st->errstr);
+        return -1;
+    }
+    p->nplaced = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct slot *s = &p->slots[i];
+        if (!s->valid)
+            continue;
+        struct dg_item *it = &p->items[s->item];
+        if (!it->dup) {
+            judge(p, s, it, dat);
+            continue;
+        }
+        s->duplicate = 1;
+        p->stats.duplicates++;
+        if (it->stored) {
+            s->out.len = 0;
+            if (it->stored_len)
+                dg_buf_append(&s->out, it->stored, it->stored_len);
+            s->has_decision = it->stored_len > 0;
+        } else {
+            /* an earlier copy in this same batch: its decision */
+            for (size_t j = 0; j < i; j++) {
+                struct slot *o = &p->slots[j];
+                if (o->valid && !p->items[o->item].dup &&
+                    p->items[o->item].event_id_len == it->event_id_len &&
+                    !memcmp(p->items[o->item].event_id, it->event_id, it->event_id_len)) {
+                    s->out.len = 0;
+                    if (o->has_decision)
+                        dg_buf_append(&s->out, o->out.data, o->out.len);
+                    s->has_decision = o->has_decision;
+                    s->action = o->action;
+                    break;
+                }
+            }
+        }
+        if (s->has_decision) {
+            /* recover the action from the stored text for the counters */
+            const char *a = strstr(s->out.data, "\"action\":\"");
+            s->action = a ? dg_action_lookup(a + 10, strcspn(a + 10, "\"")) : DG_HOLD;
+            if (s->action < 0)
+                s->action = DG_HOLD;
+        }
+    }
+    if (p->nitems && p->st->ops->commit(p->st, p->items, p->nitems) != 0) {
+        snprintf(errstr, errsz, "%s", p->st->errstr);
+        return -1;
+    }
+    for (size_t i = 0; i < p->n && rc == 0; i++) {
+        struct slot *s = &p->slots[i];
+        struct dg_output o = {0};
+        o.tag = s->tag;
+        o.duplicate = s->duplicate;
+        if (s->has_decision) {
+            o.decision = s->out.data;
+            o.decision_len = s->out.len;
+            o.action = s->action;
+            p->stats.actions[s->action]++;
+        }
+        if (s->valid) {
+            const struct dg_event *ev = &s->ev;
+            int kf = ev->f[DG_F_WITHDRAWAL_ID].t == DG_T_STR ? DG_F_WITHDRAWAL_ID
+                   : ev->f[DG_F_WALLET_ID].t == DG_T_STR      ? DG_F_WALLET_ID
+                                                              : DG_F_EVENT_ID;
+            o.key = ev->f[kf].u.s;
+            o.key_len = ev->f[kf].len;
+        } else {
+            o.reject = &s->rej;
+            o.key = s->rej.withdrawal_id[0] ? s->rej.withdrawal_id : s->rej.event_id;
+            o.key_len = strlen(o.key);
+        }
+        rc = emit ? emit(ud, &o) : 0;
+    }
+    p->n = 0;
+    p->nitems = 0;
+    dg_arena_reset(&p->arena);
+    return rc;
+}

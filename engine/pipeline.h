@@ -1,0 +1,68 @@
+/*
+ * pipeline.h - one batch at a time through decode -> plan -> state -> detect
+ * -> commit -> emit. `replay` feeds it lines, `run` feeds it Kafka messages;
+ * both get the same decisions because this is the only place that decides.
+ */
+#ifndef DG_PIPELINE_H
+#define DG_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "event.h"
+#include "rules.h"
+#include "state.h"
+
+/* What comes out for one input, in input order. */
+struct dg_output {
+    void *tag;                 /* the caller's, from dg_pipeline_push */
+    const char *decision;      /* JSON object, or NULL: no decision */
+    size_t decision_len;
+    const char *key;           /* Kafka key: withdrawal_id, wallet_id or event_id */
+    size_t key_len;
+    int action;                /* when decision != NULL */
+    int duplicate;             /* an event_id decided before: same decision */
+    const struct dg_reject *reject; /* invalid input: why (else NULL) */
+};
+
+typedef int (*dg_emit_fn)(void *ud, const struct dg_output *o);
+
+struct dg_pipeline_stats {
+    uint64_t inputs;
+    uint64_t events[DG_EV_NTYPES];
+    uint64_t actions[DG_NACTIONS];
+    uint64_t rejects[DG_R_NCODES];
+    uint64_t duplicates;
+    uint64_t late;             /* events too late for at least one window */
+    uint64_t frozen_holds;     /* decisions held by a frozen scope */
+    uint64_t freezes_placed;   /* scopes frozen */
+    uint64_t *hits;            /* per rule: matched (enforce and shadow) */
+};
+
+typedef struct dg_pipeline dg_pipeline;
+
+/* rs and st stay the caller's and must outlive the pipeline. batch is the
+ * most inputs per batch. decided_at: add wall-clock decided_at fields. */
+dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st,
+                             size_t batch, int decided_at);
+void dg_pipeline_free(dg_pipeline *p);
+
+/* Add one input (a message or a line; copied as needed). Returns the number
+ * of inputs now pending; flush when it reaches the batch size. */
+size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag);
+size_t dg_pipeline_pending(const dg_pipeline *p);
+
+/* Decide the pending inputs and emit them in order. Returns 0, or -1 when
+ * the state backend failed (errstr set): nothing was emitted and the batch
+ * is kept, so flushing again retries it whole. A non-zero return from emit
+ * stops emitting and is returned (the batch is then dropped: its state is
+ * committed, and a redelivery will get the stored decisions). */
+int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr,
+                      size_t errsz);
+
+const struct dg_pipeline_stats *dg_pipeline_stats(const dg_pipeline *p);
+
+/* Swap to another rule set between batches (pending must be 0). Window
+ * state is kept where a window's definition is unchanged. */
+int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * util.c - hashing, the bump arena, growable buffers and never-NULL
+ * allocation. Used by every stage; owns nothing global.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+uint64_t dg_hash64(const void *data, size_t len, uint64_t seed)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL ^ fmix64(seed + 0x9e3779b97f4a7c15ULL);
+    size_t i = 0;
+
+    /* eight bytes a step: FNV's byte loop is the cost centre on long keys */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return fmix64(h ^ len);
+}
+
+void dg_hash128_hex(const void *data, size_t len, char out[33])
+{
+    uint64_t a = dg_hash64(data, len, 0x647261696e677561ULL); /* "drainguа" */
+    uint64_t b = dg_hash64(data, len, a ^ 0x7264000000000001ULL);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
+}
+
+/* ---- allocation ---- */
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "drainguard: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *dg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *dg_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *dg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *dg_xstrndup(const char *s, size_t n)
+{
+    char *p = dg_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *dg_xstrdup(const char *s)
+{
+    return dg_xstrndup(s, strlen(s));
+}
+
+/* ---- arena ---- */
+
+struct dg_arena_block {
+    dg_arena_block *next;
+    size_t used, size;
+    _Alignas(16) unsigned char data[];
+};
+
+void dg_arena_init(dg_arena *a, size_t block_size)
+{
+    a->head = NULL;
+    a->block_size = block_size ? block_size : 4096;
+}
+
+void *dg_arena_alloc(dg_arena *a, size_t n)
+{
+    dg_arena_block *b = a->head;
+
+    n = (n + 7) & ~(size_t)7;
+    if (!b || b->size - b->used < n) {
+        size_t sz = n > a->block_size ? n : a->block_size;
+        b = dg_xmalloc(sizeof(*b) + sz);
+        b->size = sz;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+char *dg_arena_strndup(dg_arena *a, const char *s, size_t n)
+{
+    char *p = dg_arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void dg_arena_reset(dg_arena *a)
+{
+    dg_arena_block *b = a->head;
+
+    if (!b)
+        return;
+    /* keep the oldest block (the last in the list): steady state reuses it */
+    while (b->next) {
+        dg_arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    b->used = 0;
+    a->head = b;
+}
+
+void dg_arena_free(dg_arena *a)
+{
+    dg_arena_block *b = a->head;
+    while (b) {
+        dg_arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    a->head = NULL;
+}
+
+/* ---- buffers ---- */
+
+void dg_buf_reserve(dg_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->data = dg_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void dg_buf_append(dg_buf *b, const void *p, size_t n)
+{
+    dg_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void dg_buf_putc(dg_buf *b, char c)
+{
+    dg_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void dg_buf_puts(dg_buf *b, const char *s)
+{
+    dg_buf_append(b, s, strlen(s));
+}
+
+void dg_buf_printf(dg_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    dg_buf_reserve(b, 64);
+    va_start(ap, fmt);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= b->cap - b->len) {
+        dg_buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+
+    dg_buf_reserve(b, n + 2);
+    b->data[b->len++] = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        dg_buf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': dg_buf_append(b, "\\\"", 2); break;
+        case '\\': dg_buf_append(b, "\\\\", 2); break;
+        case '\n': dg_buf_append(b, "\\n", 2); break;
+        case '\r': dg_buf_append(b, "\\r", 2); break;
+        case '\t': dg_buf_append(b, "\\t", 2); break;
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            dg_buf_append(b, e, 6);
+        }
+        }
+    }
+    dg_buf_append(b, s + run, n - run);
+    dg_buf_putc(b, '"');
+}
+
+void dg_buf_free(dg_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- suggestions ---- */
+
+int dg_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, j;
+    int row[65];
+
+    if (la > 64 || lb > 64)
+        return 99;
+    for (j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = (int)i;
+        for (j = 1; j <= lb; j++) {
+            int cur = row[j];
+            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            int best = prev + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}

@@ -1,0 +1,83 @@
+/*
+ * util.h - small building blocks shared by every stage of the pipeline:
+ * hashing, a bump arena, a growable byte buffer, time parsing and formatting.
+ * Nothing here does I/O or knows about events or rules.
+ */
+#ifndef DG_UTIL_H
+#define DG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define DG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* 64-bit FNV-1a, finalised with murmur's fmix64 so low bits mix well. */
+uint64_t dg_hash64(const void *data, size_t len, uint64_t seed);
+
+/* Lowercase hex of a 128-bit hash of data (33 bytes with the NUL). */
+void dg_hash128_hex(const void *data, size_t len, char out[33]);
+
+/* ---- arena: bump allocator, freed all at once ---- */
+typedef struct dg_arena_block dg_arena_block;
+typedef struct dg_arena {
+    dg_arena_block *head;
+    size_t block_size;
+} dg_arena;
+
+void dg_arena_init(dg_arena *a, size_t block_size);
+/* Returns 8-byte aligned memory; aborts on out-of-memory like dg_xmalloc. */
+void *dg_arena_alloc(dg_arena *a, size_t n);
+char *dg_arena_strndup(dg_arena *a, const char *s, size_t n);
+/* Forget everything allocated but keep the first block for reuse. */
+void dg_arena_reset(dg_arena *a);
+void dg_arena_free(dg_arena *a);
+
+/* ---- growable buffer ---- */
+typedef struct dg_buf {
+    char *data;
+    size_t len, cap;
+} dg_buf;
+
+void dg_buf_reserve(dg_buf *b, size_t extra);
+void dg_buf_append(dg_buf *b, const void *p, size_t n);
+void dg_buf_putc(dg_buf *b, char c);
+void dg_buf_puts(dg_buf *b, const char *s);
+void dg_buf_printf(dg_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string literal, quotes included. */
+void dg_buf_json_str(dg_buf *b, const char *s, size_t n);
+void dg_buf_free(dg_buf *b);
+
+/* ---- allocation that never returns NULL (we abort: a detector that
+ * silently drops state is worse than one that restarts) ---- */
+void *dg_xmalloc(size_t n);
+void *dg_xcalloc(size_t n, size_t size);
+void *dg_xrealloc(void *p, size_t n);
+char *dg_xstrdup(const char *s);
+char *dg_xstrndup(const char *s, size_t n);
+
+/* ---- time ---- */
+/* Parse an RFC 3339 timestamp ("2019-05-07T17:15:24.123Z", offsets and any
+ * number of fraction digits allowed; fractions below 1 ms are truncated).
+ * Returns 0 and sets *ms (epoch milliseconds) on success, -1 otherwise. */
+int dg_time_parse_rfc3339(const char *s, size_t len, int64_t *ms);
+/* Format epoch ms as "2019-05-07T17:15:24.123Z" (millis omitted when 0).
+ * out must hold 32 bytes. */
+void dg_time_format(int64_t ms, char out[32]);
+/* Parse a duration "90s", "10m", "24h", "7d", "250ms", or a sum "1h30m".
+ * Returns 0 and *ms on success, -1 otherwise. */
+int dg_duration_parse(const char *s, size_t len, int64_t *ms);
+/* Format a duration the shortest exact way ("1h30m", "90s", "250ms"). */
+void dg_duration_format(int64_t ms, char out[32]);
+/* Format a number the way reasons show it: integers without a fraction,
+ * others with up to 6 decimals and no trailing zeros. out holds 40 bytes. */
+void dg_number_format(double v, char out[40]);
+
+/* Levenshtein distance, capped: used for "did you mean" suggestions. */
+int dg_edit_distance(const char *a, const char *b);
+
+/* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)? 1 if yes. */
+int dg_utf8_valid(const char *s, size_t len);
+
+#endif
