@@ -30,7 +30,8 @@
 
 /* Open addressing over contract fields (24) and extra fields (<= 64):
  * load stays under 0.35, so a lookup is one or two probes. */
-#define TABLE_SIZE 256
+#define TABLE_BITS 8
+#define TABLE_SIZE (1 << TABLE_BITS)
 #define TABLE_MASK (TABLE_SIZE - 1)
 
 #define ID_MAX 128       /* ids in the contract, and each withdrawal_ids entry */
@@ -73,23 +74,27 @@ struct dg_decoder {
 
 /* ---- name table ---- */
 
-/* FNV-1a; also measures the key, which cJSON gives as a C string. */
-static inline uint32_t hash_name(const char *s, size_t *lenp)
+/* Runs once per member of every event, so it reads the key a word at a
+ * time: the first and last 8 bytes (overlapping for short keys, all in
+ * bounds), or a byte loop under 8. Top bits of a multiply pick the slot. */
+static inline uint32_t hash_name(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    size_t i = 0;
-    for (; s[i]; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            a = (a << 8) | (unsigned char)s[i];
     }
-    *lenp = i;
-    return h;
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ len;
+    return (uint32_t)((h * 0xFF51AFD7ED558CCDULL) >> (64 - TABLE_BITS));
 }
 
 static struct name_entry *table_find(dg_decoder *d, const char *name, int insert)
 {
-    size_t len;
-    uint32_t i = hash_name(name, &len) & TABLE_MASK;
+    size_t len = strlen(name);
+    uint32_t i = hash_name(name, len);
     while (d->table[i].name) {
         struct name_entry *e = &d->table[i];
         if (e->len == len && memcmp(e->name, name, len) == 0)
@@ -335,17 +340,18 @@ static void scan_bytes(const char *p, size_t n, struct scan *sc)
     sc->esc_off = SIZE_MAX;
     sc->nul_esc = 0;
     while (i < n) {
-        if (n - i >= 8) {
+        while (n - i >= 8) {
             uint64_t w, x;
             memcpy(&w, p + i, 8);
             x = w ^ 0x5c5c5c5c5c5c5c5cULL; /* zero byte where a backslash is */
             uint64_t ctl = (w - 0x2020202020202020ULL) & ~w;
             uint64_t bsl = (x - 0x0101010101010101ULL) & ~x;
-            if (((ctl | bsl) & 0x8080808080808080ULL) == 0) {
-                i += 8;
-                continue;
-            }
+            if ((ctl | bsl) & 0x8080808080808080ULL)
+                break;
+            i += 8;
         }
+        if (i == n)
+            break;
         unsigned char c = (unsigned char)p[i];
         if (c == '\\') {
             if (i + 1 < n && p[i + 1] == 'u' && esc_is_nul(p + i, n - i)) {
@@ -551,11 +557,9 @@ static int check_amount(const dg_decoder *d, struct dg_reject *rej, int f,
                         const cJSON *c, double *out)
 {
     const struct dg_field_def *fd = &dg_fields[f];
-    const char *rel = fd->min_zero ? ">=" : ">";
     char got[SHOW_MAX + 16];
     double v;
 
-    describe(c, got, sizeof got);
     if ((c->type & 0xFF) == cJSON_Number) {
         v = c->valuedouble;
     } else if ((c->type & 0xFF) == cJSON_String) {
@@ -564,19 +568,24 @@ static int check_amount(const dg_decoder *d, struct dg_reject *rej, int f,
             return reject(d, rej, DG_R_TOO_LONG, fd->name,
                           "field '%s': too long (%zu bytes, max %u)", fd->name,
                           len, (unsigned)fd->max_len);
-        if (parse_decimal(c->valuestring, len, &v) < 0)
+        if (parse_decimal(c->valuestring, len, &v) < 0) {
+            describe(c, got, sizeof got);
             return reject(d, rej, DG_R_BAD_VALUE, fd->name,
                           "field '%s': must be a decimal like \"12.5\" (no sign, "
                           "exponent or spaces), got %s", fd->name, got);
+        }
     } else {
+        describe(c, got, sizeof got);
         return reject(d, rej, DG_R_BAD_TYPE, fd->name,
                       "field '%s': must be a number or a decimal string, got %s",
                       fd->name, got);
     }
-    if (!isfinite(v) || v < 0 || (v == 0 && !fd->min_zero))
+    if (!isfinite(v) || v < 0 || (v == 0 && !fd->min_zero)) {
+        describe(c, got, sizeof got);
         return reject(d, rej, DG_R_BAD_VALUE, fd->name,
                       "field '%s': must be a finite number %s 0, got %s",
-                      fd->name, rel, got);
+                      fd->name, fd->min_zero ? ">=" : ">", got);
+    }
     *out = v == 0 ? 0.0 : v; /* no -0 downstream */
     return 0;
 }
@@ -708,8 +717,10 @@ int dg_decode(dg_decoder *d, const char *buf, size_t len,
     d->obj = NULL;
     d->dupmask = 0;
     d->taint = 0;
-    if (!buf)
+    if (!buf) {
+        buf = "";
         len = 0;
+    }
 
     if (len > DG_MAX_EVENT_BYTES)
         return reject(d, rej, DG_R_TOO_LARGE, NULL,

@@ -48,7 +48,7 @@ static void render(const struct dg_template *t, const struct dg_eval_ctx *cx, dg
         if (t->parts[i].text) {
             dg_buf_append(&b, t->parts[i].text, t->parts[i].len);
         } else {
-            dg_value v = dg_ref_value(&t->parts[i].ref, cx);
+            dg_value v = dg_expr_eval(t->parts[i].expr, cx);
             dg_value_render(&v, &b);
         }
     }

@@ -100,9 +100,9 @@ struct dg_window {
 };
 
 struct dg_template_part {
-    char *text;      /* literal text, or NULL for a reference */
+    char *text;      /* literal text, or NULL for a value */
     size_t len;
-    struct dg_ref ref;
+    dg_expr *expr;   /* the {expression} whose value is shown */
 };
 
 struct dg_template {

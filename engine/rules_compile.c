@@ -827,6 +827,9 @@ static void compile_window(struct cctx *c, const struct dg_ynode *k, const struc
     window_state_id(w, def);
 }
 
+/* A reason: literal text with {expression} placeholders; {{ and }} are
+ * literal braces. Each placeholder is compiled like a condition (so names
+ * are checked now, not when the rule first fires). */
 static int compile_template(struct cctx *c, struct dg_template *t, const struct dg_ynode *n)
 {
     const char *s = n->text;
@@ -873,8 +876,11 @@ static int compile_template(struct cctx *c, struct dg_template *t, const struct 
             t->parts = dg_xrealloc(t->parts, (t->nparts + 1) * sizeof(*t->parts));
             memset(&t->parts[t->nparts], 0, sizeof(t->parts[0]));
             msg[0] = '\0';
-            if (resolve(c, name, nl, 0, &t->parts[t->nparts].ref, msg, sizeof msg) != 0) {
-                struct dg_srcpos p = pos_in_scalar(c, n, (size_t)(name - s));
+            struct dg_expr_env env = {resolve, inline_list, c};
+            size_t off = 0;
+            t->parts[t->nparts].expr = dg_expr_compile(name, nl, DG_T_NONE, &env, &off, msg, sizeof msg);
+            if (!t->parts[t->nparts].expr) {
+                struct dg_srcpos p = pos_in_scalar(c, n, (size_t)(name - s) + off);
                 dg_diag_add(c->diag, 1, &p, "reason: %s", msg);
                 goto out_fail;
             }
@@ -1200,8 +1206,10 @@ void dg_ruleset_free(struct dg_ruleset *rs)
         free(r->id);
         free(r->description);
         dg_expr_free(r->when);
-        for (size_t j = 0; j < r->reason.nparts; j++)
+        for (size_t j = 0; j < r->reason.nparts; j++) {
             free(r->reason.parts[j].text);
+            dg_expr_free(r->reason.parts[j].expr);
+        }
         free(r->reason.parts);
     }
     free(rs->rules);

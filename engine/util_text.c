@@ -30,14 +30,17 @@ int dg_utf8_valid(const char *s, size_t len)
     const unsigned char *end = p + len;
 
     while (p < end) {
-        if ((size_t)(end - p) >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if ((w & 0x8080808080808080ULL) == 0) {
-                p += 8;
-                continue;
-            }
+        /* tight ASCII loop: 16 bytes per step until a byte >= 0x80 */
+        while (end - p >= 16) {
+            uint64_t w0, w1;
+            memcpy(&w0, p, 8);
+            memcpy(&w1, p + 8, 8);
+            if ((w0 | w1) & 0x8080808080808080ULL)
+                break;
+            p += 16;
         }
+        if (p == end)
+            break;
         unsigned c = *p;
         if (c < 0x80) {
             p++;

@@ -664,7 +664,7 @@ END_TEST
 START_TEST(decoder_arguments)
 {
     const char *names[DG_MAX_EXTRA_FIELDS + 1];
-    char store[DG_MAX_EXTRA_FIELDS + 1][8];
+    char store[DG_MAX_EXTRA_FIELDS + 1][16];
     for (int i = 0; i <= DG_MAX_EXTRA_FIELDS; i++) {
         snprintf(store[i], sizeof store[i], "x%d", i);
         names[i] = store[i];
