@@ -37,6 +37,8 @@ const char dg_usage_replay[] =
     "  --batch N             events per batch (default 512; results do not depend on it)\n"
     "  --dedupe-window DUR   how long an event_id is remembered, in event time (default 24h)\n"
     "  --lateness DUR        how late an event may be and still see idle state (default 1h)\n"
+    "  --explain             print every decision that is not `allow` on stderr, with\n"
+    "                        the line, the ids and each matched rule's reason\n"
     "  --quiet               no summary on stderr\n"
     "\n"
     "The summary on stderr gives events by type, decisions by action, rejects by\n"
@@ -46,6 +48,7 @@ const char dg_usage_replay[] =
 
 struct replay {
     FILE *out, *rejects;
+    int explain;
     uint64_t line;
     uint64_t rejects_shown, rejects_total;
     int write_error;
@@ -55,6 +58,34 @@ struct tag {
     uint64_t line;
 };
 
+/* One readable block per decision that is not `allow`. */
+static void explain(uint64_t line, const struct dg_output *o)
+{
+    const struct dg_event *ev = o->event;
+    const char *what = ev ? dg_event_type_name(ev->type) : "invalid input";
+
+    fprintf(stderr, "line %llu: %s %.*s", (unsigned long long)line,
+            dg_action_name(o->action), (int)o->key_len, o->key);
+    if (ev && ev->f[DG_F_ACCOUNT_ID].t == DG_T_STR)
+        fprintf(stderr, " (account %.*s)", (int)ev->f[DG_F_ACCOUNT_ID].len, ev->f[DG_F_ACCOUNT_ID].u.s);
+    fprintf(stderr, " [%s]%s\n", what, o->duplicate ? " (redelivered: same decision)" : "");
+    if (o->reject) {
+        fprintf(stderr, "    %s: %s\n", dg_reject_name(o->reject->code), o->reject->msg);
+        return;
+    }
+    if (!o->detail)
+        return;
+    for (size_t i = 0; i < o->detail->nm; i++) {
+        const struct dg_match *m = &o->detail->m[i];
+        fprintf(stderr, "    %-7s %s%s: %.*s\n", dg_action_name(m->action), m->id,
+                m->mode == DG_SHADOW ? " (shadow)" : "", (int)m->reason_len, m->reason);
+    }
+    for (int sc = 0; sc < DG_NSCOPES; sc++)
+        if (o->detail->placed & (1u << sc))
+            fprintf(stderr, "    freezes %s '%s'\n", dg_scope_name(sc),
+                    sc == DG_SCOPE_GLOBAL ? "*" : ev->f[dg_scope_field(sc, ev->type)].u.s);
+}
+
 static int emit(void *ud, const struct dg_output *o)
 {
     struct replay *r = ud;
@@ -62,6 +93,8 @@ static int emit(void *ud, const struct dg_output *o)
 
     if (o->reject) {
         r->rejects_total++;
+        if (r->explain && o->decision)
+            r->rejects_shown++; /* explain() shows it */
         if (r->rejects) {
             dg_buf b = {0};
             dg_buf_printf(&b, "{\"line\":%llu,\"reason\":\"%s\",\"field\":", (unsigned long long)line,
@@ -74,13 +107,15 @@ static int emit(void *ud, const struct dg_output *o)
             dg_buf_puts(&b, "}\n");
             fwrite(b.data, 1, b.len, r->rejects);
             dg_buf_free(&b);
-        } else if (r->rejects_shown < MAX_STDERR_REJECTS) {
+        } else if (r->rejects_shown < MAX_STDERR_REJECTS && !(r->explain && o->decision)) {
             r->rejects_shown++;
             fprintf(stderr, "line %llu: rejected (%s): %s%s\n", (unsigned long long)line,
                     dg_reject_name(o->reject->code), o->reject->msg,
                     o->reject->withdrawal_id[0] ? " [withdrawal held]" : "");
         }
     }
+    if (r->explain && o->decision && o->action != DG_ALLOW)
+        explain(line, o);
     if (o->decision) {
         if (fwrite(o->decision, 1, o->decision_len, r->out) != o->decision_len ||
             fputc('\n', r->out) == EOF) {
@@ -89,6 +124,15 @@ static int emit(void *ud, const struct dg_output *o)
         }
     }
     return 0;
+}
+
+static void show_freeze(void *ud, const char *scope, const char *key, const char *rule_id,
+                        const char *reason, int64_t ts, const char *event_id)
+{
+    char t[32];
+    dg_time_format(ts, t);
+    fprintf(stderr, "  %s '%s' since %s by %s (event %s): %s\n", scope, key, t, rule_id, event_id,
+            reason);
 }
 
 static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg_state *st,
@@ -130,7 +174,9 @@ static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg
     if (s->frozen_holds)
         fprintf(stderr, "  %-34s %-7s %-8s %llu\n", DG_RULE_FROZEN, "hold", "enforce",
                 (unsigned long long)s->frozen_holds);
-    fprintf(stderr, "freezes placed: %llu; late events: %llu\n",
+    fprintf(stderr, "freezes in force: %zu\n", ms.freezes);
+    dg_state_mem_freezes(st, show_freeze, NULL);
+    fprintf(stderr, "freeze actions: %llu; late events: %llu\n",
             (unsigned long long)s->freezes_placed, (unsigned long long)s->late);
     fprintf(stderr, "state: %zu window keys, %zu remembered event ids, %zu expired keys\n", ms.keys,
             ms.dedupe, ms.expired_keys);
@@ -180,6 +226,8 @@ int dg_cmd_replay(int argc, char **argv)
             lateness = dg_opt_duration("--lateness", v);
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--explain"))
+            r.explain = 1;
         else {
             dg_cmd_error("replay", "unknown option '%s' (see drainguard replay --help)", argv[i]);
             return 2;

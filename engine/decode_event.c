@@ -42,6 +42,7 @@
 
 struct name_entry {
     const char *name; /* NULL: empty slot */
+    uint64_t a, b;    /* key_words() of name */
     uint32_t len;
     int8_t field;     /* enum dg_field, or -1 */
     int8_t extra;     /* first index into extra[], or -1 */
@@ -74,36 +75,45 @@ struct dg_decoder {
 
 /* ---- name table ---- */
 
-/* Runs once per member of every event, so it reads the key a word at a
- * time: the first and last 8 bytes (overlapping for short keys, all in
- * bounds), or a byte loop under 8. Top bits of a multiply pick the slot. */
-static inline uint32_t hash_name(const char *s, size_t len)
+/* Runs once per member of every event, so a key is read a word at a time:
+ * its first and last 8 bytes (overlapping when shorter than 16, all in
+ * bounds), or packed byte by byte under 8. Those two words plus the length
+ * identify any key of up to 16 bytes exactly, which covers all but one
+ * contract name, so a lookup is usually a strlen and a compare of three
+ * integers with no memcmp call. */
+static inline void key_words(const char *s, size_t len, uint64_t *a, uint64_t *b)
 {
-    uint64_t a = 0, b = 0;
+    *a = 0;
+    *b = 0;
     if (len >= 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, s + len - 8, 8);
+        memcpy(a, s, 8);
+        memcpy(b, s + len - 8, 8);
     } else {
         for (size_t i = 0; i < len; i++)
-            a = (a << 8) | (unsigned char)s[i];
+            *a = (*a << 8) | (unsigned char)s[i];
     }
-    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ len;
-    return (uint32_t)((h * 0xFF51AFD7ED558CCDULL) >> (64 - TABLE_BITS));
 }
 
 static struct name_entry *table_find(dg_decoder *d, const char *name, int insert)
 {
     size_t len = strlen(name);
-    uint32_t i = hash_name(name, len);
+    uint64_t a, b;
+    key_words(name, len, &a, &b);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ len;
+    uint32_t i = (uint32_t)((h * 0xFF51AFD7ED558CCDULL) >> (64 - TABLE_BITS));
+
     while (d->table[i].name) {
         struct name_entry *e = &d->table[i];
-        if (e->len == len && memcmp(e->name, name, len) == 0)
+        if (e->len == len && e->a == a && e->b == b &&
+            (len <= 16 || memcmp(e->name + 8, name + 8, len - 16) == 0))
             return e;
         i = (i + 1) & TABLE_MASK;
     }
     if (!insert)
         return NULL;
     d->table[i].name = name;
+    d->table[i].a = a;
+    d->table[i].b = b;
     d->table[i].len = (uint32_t)len;
     d->table[i].field = -1;
     d->table[i].extra = -1;
@@ -325,6 +335,14 @@ static int esc_is_nul(const char *p, size_t avail)
     return p[2] == '0' && p[3] == '0' && p[4] == '0' && p[5] == '0';
 }
 
+/* High bit set in some byte when w holds a byte < 0x20 or a backslash
+ * (exact as a yes/no; the positions may be off, which we do not use). */
+static inline uint64_t word_flags(uint64_t w)
+{
+    uint64_t x = w ^ 0x5c5c5c5c5c5c5c5cULL; /* zero byte where a backslash is */
+    return ((w - 0x2020202020202020ULL) & ~w) | ((x - 0x0101010101010101ULL) & ~x);
+}
+
 /* cJSON stores strings NUL-terminated, so a \u0000 escape (or a raw NUL
  * byte) silently cuts a value short: "w1\u0000x" would read as "w1". It
  * also takes any byte <= 0x20 as whitespace. This pass finds both, eight
@@ -340,15 +358,21 @@ static void scan_bytes(const char *p, size_t n, struct scan *sc)
     sc->esc_off = SIZE_MAX;
     sc->nul_esc = 0;
     while (i < n) {
-        while (n - i >= 8) {
-            uint64_t w, x;
-            memcpy(&w, p + i, 8);
-            x = w ^ 0x5c5c5c5c5c5c5c5cULL; /* zero byte where a backslash is */
-            uint64_t ctl = (w - 0x2020202020202020ULL) & ~w;
-            uint64_t bsl = (x - 0x0101010101010101ULL) & ~x;
-            if ((ctl | bsl) & 0x8080808080808080ULL)
+        while (n - i >= 16) {
+            uint64_t w0, w1;
+            memcpy(&w0, p + i, 8);
+            memcpy(&w1, p + i + 8, 8);
+            if (((word_flags(w0) | word_flags(w1)) & 0x8080808080808080ULL) != 0)
                 break;
-            i += 8;
+            i += 16;
+        }
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if ((word_flags(w) & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
         }
         if (i == n)
             break;

@@ -157,6 +157,30 @@ static dg_value pick(const dg_value *a, int n, int want_max)
 static dg_value ev_min(const dg_value *a, int n) { return pick(a, n, 0); }
 static dg_value ev_max(const dg_value *a, int n) { return pick(a, n, 1); }
 
+static dg_type chk_round(const dg_type *a, int n, char *err, size_t sz)
+{
+    for (int i = 0; i < n; i++)
+        if (!is_num(a[i])) {
+            snprintf(err, sz, "argument %d is a %s, not a number", i + 1, dg_type_name(a[i]));
+            return DG_T_NONE;
+        }
+    return DG_T_NUM;
+}
+
+/* round(x) or round(x, digits), digits 0..6, half away from zero */
+static dg_value ev_round(const dg_value *a, int n)
+{
+    if (a[0].t != DG_T_NUM || (n == 2 && a[1].t != DG_T_NUM))
+        return dg_none();
+    int digits = n == 2 ? (int)a[1].u.n : 0;
+    if (digits < 0 || digits > 6)
+        return dg_none();
+    double scale = 1;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
+    return dg_num(round(a[0].u.n * scale) / scale);
+}
+
 static dg_value ev_seconds(const dg_value *a, int n)
 {
     return a[0].t == DG_T_DUR ? dg_num((double)a[0].u.ms / 1000.0) : dg_none();
@@ -173,6 +197,7 @@ const struct dg_func_def dg_funcs[] = {
     {"min", 2, 4, "min(a, b, ...)", chk_same, ev_min},
     {"max", 2, 4, "max(a, b, ...)", chk_same, ev_max},
     {"seconds", 1, 1, "seconds(duration)", chk_seconds, ev_seconds},
+    {"round", 1, 2, "round(number, digits)", chk_round, ev_round},
 };
 const size_t dg_nfuncs = sizeof(dg_funcs) / sizeof(dg_funcs[0]);
 

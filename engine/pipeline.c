@@ -23,6 +23,8 @@ struct slot {
     int has_decision;
     int action;
     int duplicate;
+    int judged;        /* d holds this batch's decision */
+    struct dg_decision d;
 };
 
 struct placed {
@@ -185,6 +187,7 @@ size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
     struct slot *s = &p->slots[p->n];
 
     s->tag = tag;
+    s->judged = 0;
     s->has_decision = 0;
     s->duplicate = 0;
     s->out.len = 0;
@@ -230,42 +233,43 @@ static void now_rfc3339(char out[32])
 static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char *decided_at)
 {
     const struct dg_ruleset *rs = p->rs;
-    struct dg_decision d;
+    struct dg_decision *d = &s->d;
 
+    s->judged = 1;
     for (size_t o = 0; o < it->nops; o++)
         if (it->ops[o].read)
             p->win[it->ops[o].win] = rs->windows[it->ops[o].win].agg->value(&it->ops[o].raw);
     it->frozen |= (uint32_t)frozen_in_batch(p, it);
-    dg_detect(rs, &s->ev, p->win, it, &p->arena, &d);
+    dg_detect(rs, &s->ev, p->win, it, &p->arena, d);
     for (size_t o = 0; o < it->nops; o++)
         p->win[it->ops[o].win] = dg_none();
 
     if (it->late)
         p->stats.late++;
-    for (size_t m = 0; m < d.nm; m++)
-        if (d.m[m].rule >= 0)
-            p->stats.hits[d.m[m].rule]++;
+    for (size_t m = 0; m < d->nm; m++)
+        if (d->m[m].rule >= 0)
+            p->stats.hits[d->m[m].rule]++;
         else
             p->stats.frozen_holds++;
     it->decision = "";
     it->decision_len = 0;
-    if (!d.decide)
+    if (!d->decide)
         return;
-    dg_decision_encode(rs, &s->ev, it, &d, decided_at, &s->out);
+    dg_decision_encode(rs, &s->ev, it, d, decided_at, &s->out);
     s->has_decision = 1;
-    s->action = d.action;
+    s->action = d->action;
     it->decision = s->out.data;
     it->decision_len = s->out.len;
-    it->freeze = d.placed;
-    if (d.placed) {
-        for (size_t m = 0; m < d.nm; m++)
-            if (d.m[m].rule >= 0 && d.m[m].action == DG_FREEZE && d.m[m].mode == DG_ENFORCE) {
-                it->freeze_info.rule_id = d.m[m].id;
-                it->freeze_info.reason = d.m[m].reason;
+    it->freeze = d->placed;
+    if (d->placed) {
+        for (size_t m = 0; m < d->nm; m++)
+            if (d->m[m].rule >= 0 && d->m[m].action == DG_FREEZE && d->m[m].mode == DG_ENFORCE) {
+                it->freeze_info.rule_id = d->m[m].id;
+                it->freeze_info.reason = d->m[m].reason;
                 break;
             }
         for (int sc = 0; sc < DG_NSCOPES; sc++)
-            if (d.placed & (1u << sc)) {
+            if (d->placed & (1u << sc)) {
                 struct placed *pl = &p->placed[p->nplaced++];
                 pl->scope = sc;
                 pl->key = it->scope_key[sc];
@@ -347,8 +351,11 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
             o.action = s->action;
             p->stats.actions[s->action]++;
         }
+        if (s->judged)
+            o.detail = &s->d;
         if (s->valid) {
             const struct dg_event *ev = &s->ev;
+            o.event = ev;
             int kf = ev->f[DG_F_WITHDRAWAL_ID].t == DG_T_STR ? DG_F_WITHDRAWAL_ID
                    : ev->f[DG_F_WALLET_ID].t == DG_T_STR      ? DG_F_WALLET_ID
                                                               : DG_F_EVENT_ID;

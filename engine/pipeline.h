@@ -12,6 +12,8 @@
 #include "rules.h"
 #include "state.h"
 
+struct dg_decision;
+
 /* What comes out for one input, in input order. */
 struct dg_output {
     void *tag;                 /* the caller's, from dg_pipeline_push */
@@ -22,6 +24,10 @@ struct dg_output {
     int action;                /* when decision != NULL */
     int duplicate;             /* an event_id decided before: same decision */
     const struct dg_reject *reject; /* invalid input: why (else NULL) */
+    const struct dg_event *event;   /* the decoded event (else NULL) */
+    const struct dg_decision *detail; /* how it was decided, when it was
+                                         decided in this batch (not a
+                                         duplicate); valid during emit */
 };
 
 typedef int (*dg_emit_fn)(void *ud, const struct dg_output *o);

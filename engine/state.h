@@ -94,6 +94,12 @@ struct dg_mem_stats {
     size_t keys, dedupe, freezes, late_events, expired_keys;
 };
 void dg_state_mem_stats(struct dg_state *st, struct dg_mem_stats *out);
+/* Visit every freeze in force: scope name, key, the rule that placed it,
+ * its reason, the event time and event_id of the decision that placed it. */
+typedef void (*dg_freeze_visit_fn)(void *ud, const char *scope, const char *key,
+                                   const char *rule_id, const char *reason, int64_t ts,
+                                   const char *event_id);
+void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud);
 /* Read a window key's raw figures without changing anything (tests,
  * `drainguard replay --dump-windows`): 0 when found. */
 int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w,

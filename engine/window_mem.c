@@ -12,6 +12,7 @@
 #include "hmap.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -477,4 +478,19 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
         out->last = k->last;
     }
     return 0;
+}
+
+void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud)
+{
+    struct mem_state *ms = (struct mem_state *)st;
+    for (size_t i = 0; i < ms->freezes.cap; i++) {
+        const struct dg_hslot *s = &ms->freezes.slots[i];
+        if (!s->hash)
+            continue;
+        const struct freeze *f = s->val;
+        const char *bar = memchr(s->key, '|', s->keylen);
+        char scope[16];
+        snprintf(scope, sizeof scope, "%.*s", (int)(bar - s->key), s->key);
+        fn(ud, scope, bar + 1, f->rule_id, f->reason, f->ts, f->event_id);
+    }
 }
