@@ -69,6 +69,7 @@ unit: $(TEST_BIN) $(BUILD)/drainguard
 cases: $(BUILD)/drainguard
 	@$(BUILD)/drainguard check rules/
 	@$(BUILD)/drainguard test rules/
+	@sh tests/check_doc_examples.sh $(BUILD)/drainguard
 
 test-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined unit cases

@@ -994,6 +994,10 @@ dg_value dg_expr_eval(const dg_expr *e, const struct dg_eval_ctx *cx)
         c = compare(a, b);
         if (c == 2)
             return dg_none();
+        /* strings and booleans are equal or not, never ordered: unknown even
+         * when equal (only unknown fields get here, typed at run time) */
+        if ((a.t == DG_T_STR || a.t == DG_T_BOOL) && e->op != OP_EQ && e->op != OP_NE)
+            return dg_none();
         switch (e->op) {
         case OP_EQ: return dg_bool(c == 0);
         case OP_NE: return dg_bool(c != 0);

@@ -143,8 +143,10 @@ static dg_value ev_abs(const dg_value *a, int n)
 static dg_value pick(const dg_value *a, int n, int want_max)
 {
     dg_value best = a[0];
+    if (a[0].t != DG_T_NUM && a[0].t != DG_T_DUR && a[0].t != DG_T_TIME)
+        return dg_none(); /* missing, or an unknown field holding a string */
     for (int i = 0; i < n; i++) {
-        if (a[i].t == DG_T_NONE || a[i].t != a[0].t)
+        if (a[i].t != a[0].t)
             return dg_none();
         int gt = a[i].t == DG_T_NUM ? a[i].u.n > best.u.n : a[i].u.ms > best.u.ms;
         int lt = a[i].t == DG_T_NUM ? a[i].u.n < best.u.n : a[i].u.ms < best.u.ms;
