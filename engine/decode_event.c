@@ -8,8 +8,14 @@
  * The only file that includes cJSON. The decoder owns the cJSON tree of the
  * last event (every string in the dg_event points into it) and a copy of
  * the input bytes; both live until the next dg_decode() or
- * dg_decoder_free(). cJSON's global allocation hooks are left alone: other
- * code in the process may rely on them.
+ * dg_decoder_free().
+ *
+ * cJSON mallocs every node and string and frees them one by one: measured,
+ * a third of the decoding time. So this file installs cJSON's (process-wide)
+ * allocation hooks once, before main: while dg_decode() runs, nodes come
+ * from that decoder's arena and the whole tree is dropped with one arena
+ * reset; any other cJSON use in the process still gets malloc/free. A
+ * 16-byte header on every block tells the two apart.
  *
  * Cost, per event of ~360 bytes: two word-at-a-time passes over the bytes
  * (UTF-8, then control bytes and escapes), one memcpy, the cJSON parse
@@ -34,7 +40,6 @@
 #define TABLE_SIZE (1 << TABLE_BITS)
 #define TABLE_MASK (TABLE_SIZE - 1)
 
-#define ID_MAX 128       /* ids in the contract, and each withdrawal_ids entry */
 #define SHOW_MAX 40      /* bytes of an offending value echoed into a message */
 #define TIME_INT_MAX 253402300799999.0 /* 9999-12-31T23:59:59.999Z */
 #define STRINGIFY_(x) #x
@@ -56,6 +61,7 @@ static const int8_t salvage_field[SV_N] = {
 
 struct dg_decoder {
     cJSON *root;      /* tree of the last event, NULL when none */
+    dg_arena arena;   /* where that tree lives */
     char *in;         /* NUL-padded copy of the input cJSON parses */
     size_t nextra;
     char *extra_names[DG_MAX_EXTRA_FIELDS];
@@ -72,6 +78,48 @@ struct dg_decoder {
     const char *ids[DG_MAX_WITHDRAWAL_IDS];
     char ts_buf[32];
 };
+
+/* ---- cJSON allocation ---- */
+
+#define BLOCK_ARENA 0x6172656e61ULL /* "arena" */
+#define BLOCK_HEAP 0x68656170ULL    /* "heap" */
+
+struct block_hdr {
+    uint64_t tag;
+    uint64_t pad; /* keeps the payload 16-byte aligned */
+};
+
+static __thread dg_arena *cur_arena; /* set only inside dg_decode() */
+
+static void *hook_malloc(size_t n)
+{
+    struct block_hdr *h;
+    if (cur_arena) {
+        h = dg_arena_alloc(cur_arena, n + sizeof *h);
+        h->tag = BLOCK_ARENA;
+    } else {
+        h = malloc(n + sizeof *h);
+        if (!h)
+            return NULL;
+        h->tag = BLOCK_HEAP;
+    }
+    return h + 1;
+}
+
+static void hook_free(void *p)
+{
+    if (!p)
+        return;
+    struct block_hdr *h = (struct block_hdr *)p - 1;
+    if (h->tag == BLOCK_HEAP)
+        free(h); /* arena blocks go with the arena's reset */
+}
+
+__attribute__((constructor)) static void install_cjson_hooks(void)
+{
+    cJSON_Hooks hooks = {hook_malloc, hook_free};
+    cJSON_InitHooks(&hooks);
+}
 
 /* ---- name table ---- */
 
@@ -130,6 +178,7 @@ dg_decoder *dg_decoder_new(const char *const *extra, size_t n)
 
     dg_decoder *d = dg_xcalloc(1, sizeof *d);
     d->in = dg_xmalloc(DG_MAX_EVENT_BYTES + 1);
+    dg_arena_init(&d->arena, 8192);
     for (int f = 0; f < DG_F_NKNOWN; f++)
         table_find(d, dg_fields[f].name, 1)->field = (int8_t)f;
     d->nextra = n;
@@ -153,8 +202,7 @@ void dg_decoder_free(dg_decoder *d)
 {
     if (!d)
         return;
-    if (d->root)
-        cJSON_Delete(d->root);
+    dg_arena_free(&d->arena);
     for (size_t i = 0; i < d->nextra; i++)
         free(d->extra_names[i]);
     free(d->in);
@@ -734,10 +782,8 @@ int dg_decode(dg_decoder *d, const char *buf, size_t len,
     const cJSON *deep = NULL;
     int dupf = -1, xdup = -1;
 
-    if (d->root) {
-        cJSON_Delete(d->root);
-        d->root = NULL;
-    }
+    d->root = NULL;
+    dg_arena_reset(&d->arena); /* the previous event's tree */
     d->obj = NULL;
     d->dupmask = 0;
     d->taint = 0;
@@ -758,7 +804,9 @@ int dg_decode(dg_decoder *d, const char *buf, size_t len,
      * not read past it. ~20 ns for a typical event. */
     memcpy(d->in, buf, len);
     d->in[len] = '\0';
+    cur_arena = &d->arena;
     d->root = cJSON_ParseWithLengthOpts(d->in, len, &end, 0);
+    cur_arena = NULL;
 
     size_t parsed = d->root ? (size_t)(end - d->in) : 0;
     int trailing = 0;

@@ -89,8 +89,10 @@ void dg_decision_encode(const struct dg_ruleset *rs, const struct dg_event *ev,
             dg_buf_putc(b, ',');
         dg_buf_puts(b, "{\"id\":");
         dg_buf_json_str(b, m->id, strlen(m->id));
-        dg_buf_printf(b, ",\"action\":\"%s\",\"mode\":\"%s\",\"reason\":", dg_action_name(m->action),
-                      m->mode == DG_SHADOW ? "shadow" : "enforce");
+        dg_buf_puts(b, ",\"action\":\"");
+        dg_buf_puts(b, dg_action_name(m->action));
+        dg_buf_puts(b, m->mode == DG_SHADOW ? "\",\"mode\":\"shadow\",\"reason\":"
+                                            : "\",\"mode\":\"enforce\",\"reason\":");
         dg_buf_json_str(b, m->reason, m->reason_len);
         dg_buf_putc(b, '}');
     }

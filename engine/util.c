@@ -36,12 +36,20 @@ uint64_t dg_hash64(const void *data, size_t len, uint64_t seed)
     return fmix64(h ^ len);
 }
 
+static void hex64(uint64_t v, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
 void dg_hash128_hex(const void *data, size_t len, char out[33])
 {
-    uint64_t a = dg_hash64(data, len, 0x647261696e677561ULL); /* "drainguа" */
+    uint64_t a = dg_hash64(data, len, 0x647261696e677561ULL); /* "draingua" */
     uint64_t b = dg_hash64(data, len, a ^ 0x7264000000000001ULL);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a,
-             (unsigned long long)b);
+    hex64(a, out);
+    hex64(b, out + 16);
+    out[32] = '\0';
 }
 
 /* ---- allocation ---- */
@@ -209,16 +217,38 @@ void dg_buf_printf(dg_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* bytes that need escaping in a JSON string: controls, '"' and '\\' */
+static const unsigned char json_esc[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
 void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i, run = 0;
+    size_t i = 0, run = 0;
 
+    /* the common case: nothing to escape, one copy */
+    while (i < n && !json_esc[(unsigned char)s[i]])
+        i++;
+    if (i == n) {
+        dg_buf_reserve(b, n + 2);
+        b->data[b->len] = '"';
+        memcpy(b->data + b->len + 1, s, n);
+        b->data[b->len + 1 + n] = '"';
+        b->len += n + 2;
+        b->data[b->len] = '\0';
+        return;
+    }
     dg_buf_reserve(b, n + 2);
     b->data[b->len++] = '"';
-    for (i = 0; i < n; i++) {
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!json_esc[c])
             continue;
         dg_buf_append(b, s + run, i - run);
         run = i + 1;

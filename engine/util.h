@@ -58,8 +58,9 @@ char *dg_xstrdup(const char *s);
 char *dg_xstrndup(const char *s, size_t n);
 
 /* ---- time ---- */
-/* Parse an RFC 3339 timestamp ("2019-05-07T17:15:24.123Z", offsets and any
- * number of fraction digits allowed; fractions below 1 ms are truncated).
+/* Parse an RFC 3339 timestamp ("2019-05-07T17:15:24.123Z"; offsets allowed,
+ * 1 to 9 fraction digits, truncated below 1 ms; no zone, a leap second :60
+ * or a year outside 0000..9999 is invalid).
  * Returns 0 and sets *ms (epoch milliseconds) on success, -1 otherwise. */
 int dg_time_parse_rfc3339(const char *s, size_t len, int64_t *ms);
 /* Format epoch ms as "2019-05-07T17:15:24.123Z" (millis omitted when 0).
@@ -68,7 +69,8 @@ void dg_time_format(int64_t ms, char out[32]);
 /* Parse a duration "90s", "10m", "24h", "7d", "250ms", or a sum "1h30m".
  * Returns 0 and *ms on success, -1 otherwise. */
 int dg_duration_parse(const char *s, size_t len, int64_t *ms);
-/* Format a duration the shortest exact way ("1h30m", "90s", "250ms"). */
+/* Format a duration exactly, largest unit first (d, h, m, s, ms; never w):
+ * "1h30m", "1m30s", "250ms", "0s"; negative with a leading '-'. */
 void dg_duration_format(int64_t ms, char out[32]);
 /* Format a number the way reasons show it: integers without a fraction,
  * others with up to 6 decimals and no trailing zeros. out holds 40 bytes. */

@@ -118,7 +118,15 @@ const char *dg_window_key(const struct dg_window *w, const struct dg_event *ev,
     }
     char *out = dg_arena_alloc(a, total + 1), *p = out;
     for (int k = 0; k < w->nkeys; k++) {
-        p += sprintf(p, "%zu:", lens[k]);
+        char digits[24];
+        int nd = 0;
+        size_t l = lens[k];
+        do
+            digits[nd++] = (char)('0' + l % 10);
+        while ((l /= 10) > 0);
+        while (nd)
+            *p++ = digits[--nd];
+        *p++ = ':';
         memcpy(p, parts[k], lens[k]);
         p += lens[k];
     }

@@ -41,9 +41,11 @@ struct wkey {
 
 struct dedupe {
     int64_t ts;
-    size_t len;
+    size_t len;    /* SIZE_MAX: applied in the current batch, not committed */
     char text[];
 };
+
+#define PENDING SIZE_MAX
 
 struct freeze {
     int64_t ts;
@@ -295,7 +297,7 @@ static void sweep(struct mem_state *ms)
         if (!s)
             continue;
         struct dedupe *d = s->val;
-        if (ms->watermark - d->ts > ms->base.dedupe_ms) {
+        if (d->len != PENDING && ms->watermark - d->ts > ms->base.dedupe_ms) {
             free(d);
             dg_hmap_del_slot(&ms->dedupe, s);
         }
@@ -315,22 +317,17 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         it->frozen = 0;
         it->late = 0;
         if (d) {
+            /* decided before; or a second copy in this very batch, whose
+             * decision the engine copies from the first (stored = NULL) */
             it->dup = 1;
-            it->stored = d->text;
-            it->stored_len = d->len;
+            it->stored = d->len == PENDING ? NULL : d->text;
+            it->stored_len = d->len == PENDING ? 0 : d->len;
             continue;
         }
-        /* a second copy later in this same batch: the engine copies the
-         * first one's decision; mark it so */
-        for (size_t j = 0; j < i; j++)
-            if (items[j].event_id_len == it->event_id_len &&
-                !memcmp(items[j].event_id, it->event_id, it->event_id_len)) {
-                it->dup = 1;
-                it->stored = NULL;
-                break;
-            }
-        if (it->dup)
-            continue;
+        d = dg_xmalloc(sizeof(*d));
+        d->ts = it->ts;
+        d->len = PENDING;
+        dg_hmap_put(&ms->dedupe, it->event_id, it->event_id_len, d);
         if (it->ts > ms->watermark)
             ms->watermark = it->ts;
         sweep(ms);

@@ -7,6 +7,8 @@
  *   args                    optional: extra replay options ("--batch 1")
  *   expected_rejects.jsonl  optional: one object per rejected line, in order
  *                           (absent: no line may be rejected)
+ *   expected_exact.jsonl    optional: the whole output, byte for byte (to pin
+ *                           the decision format: field order, no extra keys)
  *   README                  what the case pins down
  *
  * Each case is replayed with `$DG_BIN replay ... --quiet` when DG_BIN is set
@@ -14,7 +16,9 @@
  * code path as the binary, CLI included. Expected objects are compared as
  * subsets of the actual ones: every key an expected object has must be equal
  * (deep JSON equality) in the actual one; "rules" is compared as a list in
- * order, each expected element again as a subset. The case directory is read
+ * order, each expected element again as a subset. An expected key whose value
+ * is null means the key must be absent (the contracts never send null, so
+ * `"freezes": null` says "nothing was frozen"). The case directory is read
  * at run time, one test per case; a missing or empty directory fails.
  *
  * Two more tests replay every case twice (byte-identical output) and with
@@ -46,6 +50,17 @@ static const char *cases_dir = "tests/cases";
 /* ------------------------------------------------------------------ */
 /* small helpers                                                      */
 
+/* Used outside tests too (finding the cases), where ck_assert must not run. */
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "test_cases: out of memory\n");
+        abort();
+    }
+    return q;
+}
+
 typedef struct {
     char *data;
     size_t len, cap;
@@ -57,8 +72,7 @@ static void sb_append(sbuf *b, const char *p, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
             cap *= 2;
-        b->data = realloc(b->data, cap);
-        ck_assert_ptr_nonnull(b->data);
+        b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
     memcpy(b->data + b->len, p, n);
@@ -81,8 +95,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
         sb_append(b, tmp, (size_t)n);
         return;
     }
-    char *big = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(big);
+    char *big = xrealloc(NULL, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -119,8 +132,7 @@ static int exists(const char *path)
 static char *path_join(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    ck_assert_ptr_nonnull(p);
+    char *p = xrealloc(NULL, n);
     snprintf(p, n, "%s/%s", a, b);
     return p;
 }
@@ -281,10 +293,8 @@ static void jlines_parse(const char *text, struct jlines *jl)
         while (k < len && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
             k++;
         if (k < len) {
-            jl->v = realloc(jl->v, (jl->n + 1) * sizeof(*jl->v));
-            jl->raw = realloc(jl->raw, (jl->n + 1) * sizeof(*jl->raw));
-            ck_assert_ptr_nonnull(jl->v);
-            ck_assert_ptr_nonnull(jl->raw);
+            jl->v = xrealloc(jl->v, (jl->n + 1) * sizeof(*jl->v));
+            jl->raw = xrealloc(jl->raw, (jl->n + 1) * sizeof(*jl->raw));
             jl->raw[jl->n] = strndup(p, len);
             jl->v[jl->n] = cJSON_ParseWithLength(p, len);
             jl->n++;
@@ -344,6 +354,15 @@ static int subset(const char *where, const cJSON *want, const cJSON *got, int to
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, k->string);
         char sub[256];
         snprintf(sub, sizeof sub, "%s%s%s", where, where[0] ? "." : "", k->string);
+        if (cJSON_IsNull(k)) {
+            if (g) {
+                sb_printf(diff, "    key '%s': expected absent, actual ", sub);
+                show(diff, g);
+                sb_printf(diff, "\n");
+                ok = 0;
+            }
+            continue;
+        }
         if (top && !strcmp(k->string, "rules") && cJSON_IsArray(k) && cJSON_IsArray(g)) {
             int nw = cJSON_GetArraySize(k), ng = cJSON_GetArraySize(g);
             if (nw != ng) {
@@ -426,6 +445,15 @@ out:
 /* ------------------------------------------------------------------ */
 /* tests                                                              */
 
+/* Index of the first byte where a and b differ, for messages. */
+static size_t first_diff(const char *a, size_t al, const char *b, size_t bl)
+{
+    size_t i = 0;
+    while (i < al && i < bl && a[i] == b[i])
+        i++;
+    return i;
+}
+
 START_TEST(cases_present)
 {
     ck_assert_msg(ncases >= MIN_CASES,
@@ -441,9 +469,11 @@ START_TEST(run_case)
     char *dir = path_join(cases_dir, name);
     char *ef = path_join(dir, "expected.jsonl");
     char *rf = path_join(dir, "expected_rejects.jsonl");
+    char *xf = path_join(dir, "expected_exact.jsonl");
     char *rules = path_join(dir, "rules.yaml");
     char *events = path_join(dir, "events.jsonl");
-    char *expected, *expected_rej;
+    char *expected, *expected_rej, *exact;
+    size_t exact_len = 0;
     struct run r;
     sbuf diff = {0};
     int bad = 0;
@@ -453,6 +483,7 @@ START_TEST(run_case)
     expected = slurp(ef, NULL);
     ck_assert_msg(expected != NULL, "case '%s': no expected.jsonl", name);
     expected_rej = exists(rf) ? slurp(rf, NULL) : strdup("");
+    exact = exists(xf) ? slurp(xf, &exact_len) : NULL;
 
     replay(name, NULL, &r);
     if (r.errtext[0]) {
@@ -461,6 +492,14 @@ START_TEST(run_case)
     }
     bad += compare_lines(name, "decision", expected, r.out, &diff);
     bad += compare_lines(name, "reject", expected_rej, r.rej, &diff);
+    if (exact && (exact_len != r.out_len || memcmp(exact, r.out, exact_len))) {
+        size_t at = first_diff(exact, exact_len, r.out, r.out_len);
+        sb_printf(&diff,
+                  "case '%s': output differs from expected_exact.jsonl at byte %zu:\n"
+                  "  - expected: %.200s\n  + actual:   %.200s\n",
+                  name, at, exact + (at > 80 ? at - 80 : 0), r.out + (at > 80 ? at - 80 : 0));
+        bad++;
+    }
     if (bad)
         fprintf(stderr, "%s", diff.data);
     ck_assert_msg(bad == 0, "case '%s' failed (%d problem(s)):\n%s", name, bad,
@@ -469,6 +508,8 @@ START_TEST(run_case)
     run_free(&r);
     free(expected);
     free(expected_rej);
+    free(exact);
+    free(xf);
     free(events);
     free(rules);
     free(rf);
@@ -476,15 +517,6 @@ START_TEST(run_case)
     free(dir);
 }
 END_TEST
-
-/* Index of the first byte where a and b differ, for messages. */
-static size_t first_diff(const char *a, size_t al, const char *b, size_t bl)
-{
-    size_t i = 0;
-    while (i < al && i < bl && a[i] == b[i])
-        i++;
-    return i;
-}
 
 static void assert_same_bytes(const char *name, const char *what, const struct run *a,
                               const struct run *b)

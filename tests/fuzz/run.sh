@@ -43,7 +43,7 @@ for src in engine/*.c; do
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find engine -name '*.h' -newer "$obj")" ]; then
         echo "fuzz: cc $src"
         # shellcheck disable=SC2086
-        $CLANG $CFLAGS -c "$src" -o "$obj" || exit 2
+        $CLANG $CFLAGS -c "$src" -o "$obj.$$" && mv "$obj.$$" "$obj" || exit 2
     fi
     objs="$objs $obj"
 done
