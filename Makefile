@@ -23,7 +23,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 check 2>/dev/null)
 CFLAGS  += $(CSTD) $(WARN) $(WERROR) $(OPT) $(SANFLAGS) -Iinclude -Iengine $(PKG_CFLAGS) -MMD -MP
-LDLIBS  := -lcjson -lyaml -lm -lpthread
+LDLIBS  := -lcjson -lyaml -lrdkafka -lhiredis -lm -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
 ENGINE_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c))

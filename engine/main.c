@@ -10,7 +10,8 @@
 const struct dg_command dg_commands[] = {
     {"replay", dg_cmd_replay, "decide a file of events offline (backtests)", dg_usage_replay},
     {"check", dg_cmd_check, "validate rule files", dg_usage_check},
-    {"test", dg_cmd_test, "run the should-match / should-not-match cases of rule files", dg_usage_test},
+    {"test", dg_cmd_test, "run the should-match / should-not-match cases of rule packs", dg_usage_test},
+    {"broker", dg_cmd_broker, "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)", dg_usage_broker},
 };
 const size_t dg_ncommands = sizeof(dg_commands) / sizeof(dg_commands[0]);
 

@@ -278,10 +278,13 @@ static const char *map_key(struct mem_state *ms, const char *a, size_t al, const
     return ms->kb.data;
 }
 
-/* A few slots of each map per event: drop idle keys and old event ids. */
-static void sweep(struct mem_state *ms)
+/* A few slots of each map per event: drop idle keys and old event ids.
+ * The key map gets a few slots per window op: an event may add a new key
+ * to every window it touches, and a sweep that visits fewer than two slots
+ * per added key never catches up with a map kept at most half full. */
+static void sweep(struct mem_state *ms, size_t nops)
 {
-    for (int i = 0; i < SWEEP_PER_EVENT && ms->keys.n; i++) {
+    for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + nops) && ms->keys.n; i++) {
         struct dg_hslot *s = dg_hmap_slot(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
@@ -330,7 +333,7 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         dg_hmap_put(&ms->dedupe, it->event_id, it->event_id_len, d);
         if (it->ts > ms->watermark)
             ms->watermark = it->ts;
-        sweep(ms);
+        sweep(ms, it->nops);
         if (!it->decidable)
             continue;
         for (size_t o = 0; o < it->nops; o++) {

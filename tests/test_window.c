@@ -691,9 +691,9 @@ static char **mixed_stream(size_t *n)
         if (i % 97 == 0)
             jitter = -15 * MIN;                                 /* too late */
         snprintf(id, sizeof id, "m%d", (i % 41 == 40) ? i - 13 : i); /* duplicates */
-        snprintf(acct, sizeof acct, "acct%d", (int)(x >> 20) % 9);
-        snprintf(dest, sizeof dest, "dest%d", (int)(x >> 30) % 5);
-        snprintf(usd, sizeof usd, "%d.%02d", (int)(x >> 40) % 3000, (int)(x >> 8) % 100);
+        snprintf(acct, sizeof acct, "acct%d", (int)((x >> 20) % 9));
+        snprintf(dest, sizeof dest, "dest%d", (int)((x >> 30) % 5));
+        snprintf(usd, sizeof usd, "%d.%02d", (int)((x >> 40) % 3000), (int)((x >> 8) % 100));
         if (i % 53 == 0)
             snprintf(usd, sizeof usd, "25000");                 /* freezes the account */
         snprintf(more, sizeof more, "\"channel\":\"%s\"", (x >> 50) % 2 ? "api" : "web");
@@ -753,8 +753,8 @@ START_TEST(batch_size_independent)
     }
     /* the stream exercises what it should */
     ck_assert_uint_gt(holds, 10);
-    ck_assert_uint_gt(reviews, 5);
-    ck_assert_uint_gt(dups, 5);
+    ck_assert_uint_gt(reviews, 2);
+    ck_assert_uint_eq(dups, 12); /* every i % 41 == 40 */
     ck_assert_uint_gt(dg_pipeline_stats(h[0].p)->late, 0);
     for (int b = 0; b < 3; b++)
         h_free(&h[b]);
