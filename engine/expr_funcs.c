@@ -126,9 +126,11 @@ static dg_value ev_len(const dg_value *a, int n)
     return a[0].t == DG_T_STR ? dg_num(a[0].len) : dg_none();
 }
 
+/* the fallback also stands in for a value of the wrong run-time type (an
+ * event.* field holding a string where the fallback is a number) */
 static dg_value ev_default(const dg_value *a, int n)
 {
-    return a[0].t != DG_T_NONE ? a[0] : a[1];
+    return a[0].t != DG_T_NONE && a[0].t == a[1].t ? a[0] : a[1];
 }
 
 static dg_value ev_abs(const dg_value *a, int n)

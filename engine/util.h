@@ -66,7 +66,7 @@ int dg_time_parse_rfc3339(const char *s, size_t len, int64_t *ms);
 /* Format epoch ms as "2019-05-07T17:15:24.123Z" (millis omitted when 0).
  * out must hold 32 bytes. */
 void dg_time_format(int64_t ms, char out[32]);
-/* Parse a duration "90s", "10m", "24h", "7d", "250ms", or a sum "1h30m".
+/* Parse a duration "90s", "10m", "24h", "7d", "250ms", "0s", or a sum "1h30m".
  * Returns 0 and *ms on success, -1 otherwise. */
 int dg_duration_parse(const char *s, size_t len, int64_t *ms);
 /* Format a duration exactly, largest unit first (d, h, m, s, ms; never w):

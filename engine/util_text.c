@@ -291,8 +291,8 @@ int dg_duration_parse(const char *s, size_t len, int64_t *ms)
             return -1;
         total += v;
     }
-    if (total == 0)
-        return -1; /* a zero-length window is always a mistake */
+    /* zero is a duration ("ts - x > 0s"); a window's `over` is checked
+     * to be positive where it is parsed */
     *ms = total;
     return 0;
 }

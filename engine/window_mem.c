@@ -316,6 +316,12 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         struct dg_item *it = &items[i];
         struct dedupe *d = dg_hmap_get(&ms->dedupe, it->event_id, it->event_id_len);
 
+        /* expiry is exact, whenever the sweep gets to the slot: an id
+         * older than the dedupe window is forgotten now */
+        if (d && d->len != PENDING && ms->watermark - d->ts > ms->base.dedupe_ms) {
+            free(dg_hmap_del(&ms->dedupe, it->event_id, it->event_id_len));
+            d = NULL;
+        }
         it->dup = 0;
         it->frozen = 0;
         it->late = 0;
@@ -341,6 +347,12 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
             const struct dg_window *w = &rs->windows[op->win];
             const char *mk = map_key(ms, w->state_id, strlen(w->state_id), op->key, op->keylen);
             struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
+            if (k && ms->watermark - k->last_touch > k->idle_ms + ms->base.lateness_ms) {
+                /* idle past its expiry: gone, exactly as if swept already */
+                wkey_free(dg_hmap_del(&ms->keys, mk, ms->kb.len));
+                ms->stats.expired_keys++;
+                k = NULL;
+            }
             if (!k) {
                 if (!op->add) { /* a read of a key never written: empty */
                     memset(&op->raw, 0, sizeof(op->raw));
