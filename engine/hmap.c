@@ -18,13 +18,21 @@ void dg_hmap_init(dg_hmap *m)
 {
     m->cap = 16;
     m->n = 0;
+    m->borrow = 0;
     m->slots = dg_xcalloc(m->cap, sizeof(*m->slots));
+}
+
+void dg_hmap_init_borrowed(dg_hmap *m)
+{
+    dg_hmap_init(m);
+    m->borrow = 1;
 }
 
 void dg_hmap_free(dg_hmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++)
-        free(m->slots[i].key);
+    if (!m->borrow)
+        for (size_t i = 0; i < m->cap; i++)
+            free(m->slots[i].key);
     free(m->slots);
     m->slots = NULL;
     m->cap = m->n = 0;
@@ -72,6 +80,8 @@ void *dg_hmap_put(dg_hmap *m, const char *key, size_t len, void *val)
     if (s->hash) {
         void *prev = s->val;
         s->val = val;
+        if (m->borrow)
+            s->key = (char *)key; /* the new value owns the key now */
         return prev;
     }
     if ((m->n + 1) * 2 > m->cap) {
@@ -79,7 +89,7 @@ void *dg_hmap_put(dg_hmap *m, const char *key, size_t len, void *val)
         s = find(m, key, len, h);
     }
     s->hash = h;
-    s->key = dg_xstrndup(key, len);
+    s->key = m->borrow ? (char *)key : dg_xstrndup(key, len);
     s->keylen = (uint32_t)len;
     s->val = val;
     m->n++;
@@ -91,7 +101,8 @@ void dg_hmap_del_slot(dg_hmap *m, struct dg_hslot *s)
     size_t mask = m->cap - 1;
     size_t i = (size_t)(s - m->slots);
 
-    free(s->key);
+    if (!m->borrow)
+        free(s->key);
     m->n--;
     /* backward shift: pull later entries of the cluster into the hole when
      * their home slot is at or before it */

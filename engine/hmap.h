@@ -19,9 +19,14 @@ struct dg_hslot {
 typedef struct dg_hmap {
     struct dg_hslot *slots;
     size_t cap, n;   /* cap is a power of two */
+    int borrow;      /* keys belong to the values (see dg_hmap_init_borrowed) */
 } dg_hmap;
 
 void dg_hmap_init(dg_hmap *m);
+/* A map that does not copy keys: put() keeps the caller's key pointer, which
+ * must stay valid while the entry exists (typically it points into the
+ * value). Saves an allocation and a pointer chase per entry. */
+void dg_hmap_init_borrowed(dg_hmap *m);
 /* Free the map's keys and slots; values are the caller's (free them first,
  * e.g. with dg_hmap_each). */
 void dg_hmap_free(dg_hmap *m);

@@ -313,8 +313,9 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
                 dg_buf_append(&s->out, it->stored, it->stored_len);
             s->has_decision = it->stored_len > 0;
         } else {
-            /* an earlier copy in this same batch: its decision */
-            for (size_t j = 0; j < i; j++) {
+            /* an earlier copy in this same batch: the latest one's decision
+             * (there may be two when the first was past the dedupe window) */
+            for (size_t j = i; j-- > 0;) {
                 struct slot *o = &p->slots[j];
                 if (o->valid && !p->items[o->item].dup &&
                     p->items[o->item].event_id_len == it->event_id_len &&

@@ -86,6 +86,7 @@ struct dg_window {
     char *state_id;      /* name + digest of the definition: backend key
                             prefix, so state survives a reload of an
                             unchanged window and never mixes with a changed one */
+    uint64_t state_hash; /* dg_hash64 of state_id, for in-process maps */
     struct dg_srcpos pos;
     uint32_t on_mask;    /* DG_EV_BIT()s */
     dg_expr *filter;     /* NULL: every event of those types */

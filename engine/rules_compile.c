@@ -640,6 +640,7 @@ static void window_state_id(struct dg_window *w, const struct dg_ynode *def)
     b.len = 0;
     dg_buf_printf(&b, "%s:%s", w->name, hex);
     w->state_id = b.data;
+    w->state_hash = dg_hash64(b.data, b.len, 0);
 }
 
 /* key: a field name or a list of them; event.NAME allowed */

@@ -37,15 +37,22 @@ struct wkey {
     uint64_t *dh;
     int64_t *di;
     uint32_t dn, dcap;
+    uint32_t keylen;
+    char key[];            /* the map key: window hash + key bytes */
 };
 
+/* One allocation per decided event: the event_id (the map key) and the
+ * decision text after it. */
 struct dedupe {
     int64_t ts;
-    size_t len;    /* SIZE_MAX: applied in the current batch, not committed */
-    char text[];
+    uint32_t len, keylen;
+    char data[];   /* event_id, then the decision text and a NUL */
 };
 
-#define PENDING SIZE_MAX
+static const char *dedupe_text(const struct dedupe *d)
+{
+    return d->data + d->keylen;
+}
 
 struct freeze {
     int64_t ts;
@@ -61,6 +68,8 @@ struct mem_state {
     size_t kcursor, dcursor;
     struct dg_mem_stats stats;
     dg_buf kb;         /* scratch for map keys */
+    int32_t *batch;    /* ids of the batch being applied: item index, -1 */
+    size_t batch_cap;
 };
 
 static void wkey_free(struct wkey *k)
@@ -278,20 +287,64 @@ static const char *map_key(struct mem_state *ms, const char *a, size_t al, const
     return ms->kb.data;
 }
 
-/* A few slots of each map per event: drop idle keys and old event ids.
- * The key map gets a few slots per window op: an event may add a new key
- * to every window it touches, and a sweep that visits fewer than two slots
- * per added key never catches up with a map kept at most half full. */
-static void sweep(struct mem_state *ms, size_t nops)
+/* A window key's map key: the window's 8-byte state hash, then the key. */
+static const char *window_map_key(struct mem_state *ms, const struct dg_window *w,
+                                  const struct dg_winop *op)
 {
-    for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + nops) && ms->keys.n; i++) {
+    dg_buf_reserve(&ms->kb, 8 + op->keylen);
+    memcpy(ms->kb.data, &w->state_hash, 8);
+    memcpy(ms->kb.data + 8, op->key, op->keylen);
+    ms->kb.len = 8 + op->keylen;
+    return ms->kb.data;
+}
+
+/* The clock of expiry: the latest event time seen. (An event stamped far in
+ * the future moves it too; the streaming engine refuses such events against
+ * the wall clock, replay trusts its file.) */
+static void advance_watermark(struct mem_state *ms, int64_t ts)
+{
+    if (ts > ms->watermark)
+        ms->watermark = ts;
+}
+
+/* Index of an earlier item of this batch with the same event_id, or -1;
+ * adds item i when there is none. Open addressing over 2n slots. */
+static int batch_seen(struct mem_state *ms, const struct dg_item *items, size_t i)
+{
+    const struct dg_item *it = &items[i];
+    size_t mask = ms->batch_cap - 1;
+    for (size_t j = dg_hash64(it->event_id, it->event_id_len, 7) & mask;; j = (j + 1) & mask) {
+        int32_t k = ms->batch[j];
+        if (k < 0) {
+            ms->batch[j] = (int32_t)i;
+            return -1;
+        }
+        if (items[k].event_id_len == it->event_id_len &&
+            !memcmp(items[k].event_id, it->event_id, it->event_id_len)) {
+            if (ms->watermark - items[k].ts > ms->base.dedupe_ms) {
+                ms->batch[j] = (int32_t)i; /* forgotten already: a new event */
+                return -1;
+            }
+            return k;
+        }
+    }
+}
+
+/* A few slots of each map per event: drop idle keys and old event ids.
+ * The key map gets a few slots per key the event created: an event may add
+ * a new key to every window it touches, and a sweep that visits fewer than
+ * two slots per added key never catches up with a map kept at most half
+ * full. (Lookups expire exactly on their own; this only returns memory.) */
+static void sweep(struct mem_state *ms, size_t created)
+{
+    for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + created) && ms->keys.n; i++) {
         struct dg_hslot *s = dg_hmap_slot(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
         struct wkey *k = s->val;
         if (ms->watermark - k->last_touch > k->idle_ms + ms->base.lateness_ms) {
+            dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is k's */
             wkey_free(k);
-            dg_hmap_del_slot(&ms->keys, s);
             ms->stats.expired_keys++;
         }
     }
@@ -300,9 +353,9 @@ static void sweep(struct mem_state *ms, size_t nops)
         if (!s)
             continue;
         struct dedupe *d = s->val;
-        if (d->len != PENDING && ms->watermark - d->ts > ms->base.dedupe_ms) {
-            free(d);
+        if (ms->watermark - d->ts > ms->base.dedupe_ms) {
             dg_hmap_del_slot(&ms->dedupe, s);
+            free(d);
         }
     }
 }
@@ -312,44 +365,54 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
 {
     struct mem_state *ms = (struct mem_state *)st;
 
+    if (ms->batch_cap < 2 * n) {
+        while (ms->batch_cap < 2 * n)
+            ms->batch_cap = ms->batch_cap ? ms->batch_cap * 2 : 64;
+        ms->batch = dg_xrealloc(ms->batch, ms->batch_cap * sizeof(*ms->batch));
+    }
+    memset(ms->batch, 0xff, ms->batch_cap * sizeof(*ms->batch));
+
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         struct dedupe *d = dg_hmap_get(&ms->dedupe, it->event_id, it->event_id_len);
+        size_t created = 0;
 
         /* expiry is exact, whenever the sweep gets to the slot: an id
          * older than the dedupe window is forgotten now */
-        if (d && d->len != PENDING && ms->watermark - d->ts > ms->base.dedupe_ms) {
-            free(dg_hmap_del(&ms->dedupe, it->event_id, it->event_id_len));
+        if (d && ms->watermark - d->ts > ms->base.dedupe_ms) {
+            dg_hmap_del(&ms->dedupe, it->event_id, it->event_id_len);
+            free(d);
             d = NULL;
         }
         it->dup = 0;
         it->frozen = 0;
         it->late = 0;
-        if (d) {
-            /* decided before; or a second copy in this very batch, whose
-             * decision the engine copies from the first (stored = NULL) */
+        if (d) { /* decided before: its decision, nothing changes */
             it->dup = 1;
-            it->stored = d->len == PENDING ? NULL : d->text;
-            it->stored_len = d->len == PENDING ? 0 : d->len;
+            it->stored = dedupe_text(d);
+            it->stored_len = d->len;
             continue;
         }
-        d = dg_xmalloc(sizeof(*d));
-        d->ts = it->ts;
-        d->len = PENDING;
-        dg_hmap_put(&ms->dedupe, it->event_id, it->event_id_len, d);
-        if (it->ts > ms->watermark)
-            ms->watermark = it->ts;
-        sweep(ms, it->nops);
+        if (batch_seen(ms, items, i) >= 0) {
+            /* a second copy in this very batch: the engine copies the
+             * first one's decision (stored = NULL) */
+            it->dup = 1;
+            it->stored = NULL;
+            it->stored_len = 0;
+            continue;
+        }
+        advance_watermark(ms, it->ts);
         if (!it->decidable)
             continue;
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            const char *mk = map_key(ms, w->state_id, strlen(w->state_id), op->key, op->keylen);
+            const char *mk = window_map_key(ms, w, op);
             struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
             if (k && ms->watermark - k->last_touch > k->idle_ms + ms->base.lateness_ms) {
                 /* idle past its expiry: gone, exactly as if swept already */
-                wkey_free(dg_hmap_del(&ms->keys, mk, ms->kb.len));
+                dg_hmap_del(&ms->keys, mk, ms->kb.len);
+                wkey_free(k);
                 ms->stats.expired_keys++;
                 k = NULL;
             }
@@ -358,14 +421,20 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
                     memset(&op->raw, 0, sizeof(op->raw));
                     continue;
                 }
-                k = dg_xcalloc(1, sizeof(*k));
+                k = dg_xcalloc(1, sizeof(*k) + ms->kb.len);
                 k->head = INT64_MIN / 2;
                 k->last_touch = it->ts;
                 k->idle_ms = w->over_ms + w->step_ms;
-                dg_hmap_put(&ms->keys, mk, ms->kb.len, k);
+                k->keylen = (uint32_t)ms->kb.len;
+                memcpy(k->key, mk, ms->kb.len);
+                dg_hmap_put(&ms->keys, k->key, k->keylen, k);
+                created++;
             }
             touch(ms, k, w, op, it->ts, arena, &it->late);
         }
+        sweep(ms, created);
+        if (!ms->freezes.n)
+            continue;
         for (int s = 0; s < DG_NSCOPES; s++) {
             if (!it->scope_key[s])
                 continue;
@@ -386,12 +455,14 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         struct dg_item *it = &items[i];
         if (it->dup)
             continue;
-        struct dedupe *d = dg_xmalloc(sizeof(*d) + it->decision_len + 1);
+        struct dedupe *d = dg_xmalloc(sizeof(*d) + it->event_id_len + it->decision_len + 1);
         d->ts = it->ts;
-        d->len = it->decision_len;
-        memcpy(d->text, it->decision ? it->decision : "", it->decision_len);
-        d->text[d->len] = '\0';
-        free(dg_hmap_put(&ms->dedupe, it->event_id, it->event_id_len, d));
+        d->len = (uint32_t)it->decision_len;
+        d->keylen = (uint32_t)it->event_id_len;
+        memcpy(d->data, it->event_id, it->event_id_len);
+        memcpy(d->data + d->keylen, it->decision ? it->decision : "", it->decision_len);
+        d->data[d->keylen + d->len] = '\0';
+        free(dg_hmap_put(&ms->dedupe, d->data, d->keylen, d));
         for (int s = 0; s < DG_NSCOPES; s++) {
             if (!(it->freeze & (1u << s)) || !it->scope_key[s])
                 continue;
@@ -431,6 +502,7 @@ static void mem_destroy(struct dg_state *st)
     dg_hmap_free(&ms->dedupe);
     dg_hmap_free(&ms->freezes);
     dg_buf_free(&ms->kb);
+    free(ms->batch);
     free(ms);
 }
 
@@ -443,8 +515,8 @@ struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
     ms->base.dedupe_ms = dedupe_ms;
     ms->base.lateness_ms = lateness_ms;
     ms->watermark = INT64_MIN / 2;
-    dg_hmap_init(&ms->keys);
-    dg_hmap_init(&ms->dedupe);
+    dg_hmap_init_borrowed(&ms->keys);
+    dg_hmap_init_borrowed(&ms->dedupe);
     dg_hmap_init(&ms->freezes);
     return &ms->base;
 }
@@ -462,7 +534,10 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
                       size_t keylen, int64_t at_ms, struct dg_win_raw *out)
 {
     struct mem_state *ms = (struct mem_state *)st;
-    const char *mk = map_key(ms, w->state_id, strlen(w->state_id), key, keylen);
+    struct dg_winop op = {0};
+    op.key = key;
+    op.keylen = (uint32_t)keylen;
+    const char *mk = window_map_key(ms, w, &op);
     struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
     memset(out, 0, sizeof(*out));
     if (!k)
