@@ -33,7 +33,9 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit cases test-san bench demo fuzz deps clean check-rules
+.PHONY: all test unit cases test-san bench demo fuzz deps clean
+# keep test and bench objects between runs
+.SECONDARY:
 all: $(BUILD)/drainguard
 
 $(BUILD)/obj/%.o: %.c
