@@ -104,6 +104,13 @@ int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
     return 0;
 }
 
+void dg_pipeline_discard(dg_pipeline *p)
+{
+    p->n = 0;
+    p->nitems = 0;
+    dg_arena_reset(&p->arena);
+}
+
 size_t dg_pipeline_pending(const dg_pipeline *p)
 {
     return p->n;

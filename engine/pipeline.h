@@ -65,6 +65,10 @@ size_t dg_pipeline_pending(const dg_pipeline *p);
 int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr,
                       size_t errsz);
 
+/* Drop the pending inputs without deciding them (their state was never
+ * applied): for a batch whose partitions were revoked while it waited. */
+void dg_pipeline_discard(dg_pipeline *p);
+
 const struct dg_pipeline_stats *dg_pipeline_stats(const dg_pipeline *p);
 
 /* Swap to another rule set between batches (pending must be 0). Window

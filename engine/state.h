@@ -77,6 +77,7 @@ struct dg_state_ops {
                  struct dg_item *items, size_t n, dg_arena *arena);
     int (*commit)(struct dg_state *st, struct dg_item *items, size_t n);
     void (*destroy)(struct dg_state *st);
+    int (*ping)(struct dg_state *st); /* NULL: always up */
 };
 
 struct dg_state {
@@ -86,6 +87,29 @@ struct dg_state {
     int64_t dedupe_ms;    /* how long (event time) an event_id is remembered */
     int64_t lateness_ms;  /* how late an event may be and still see state */
 };
+
+/* Redis backend (window_redis.c, the only file that includes hiredis.h).
+ * Window state, decided events and freezes live under `prefix`, shared by
+ * every engine instance; see docs/redis.md for the key layout. */
+struct dg_redis_opts {
+    const char *host;       /* default 127.0.0.1 */
+    int port;               /* default 6379 */
+    const char *unix_path;  /* a unix socket instead of host:port */
+    const char *user;       /* ACL user (optional) */
+    const char *password;   /* AUTH password (optional) */
+    int db;                 /* SELECT db */
+    const char *prefix;     /* key prefix, default "dg:" */
+    int timeout_ms;         /* connect and command timeout, default 2000 */
+    int64_t dedupe_ms;      /* TTL of decided event ids (wall clock) */
+    int64_t lateness_ms;    /* idle window keys live over + step + this */
+};
+/* Connect (and load the scripts). NULL with a message in err when Redis
+ * cannot be reached or refuses AUTH/SELECT. After that, apply() and
+ * commit() reconnect on their own; a failure returns -1 with errstr set
+ * and leaves nothing half-applied that a retry would count twice. */
+struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, size_t errsz);
+/* 0 when the backend answers (PING); -1 otherwise. */
+int dg_state_ping(struct dg_state *st);
 
 /* In-process backend. dedupe_ms and lateness_ms as above. */
 struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms);

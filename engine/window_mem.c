@@ -506,7 +506,7 @@ static void mem_destroy(struct dg_state *st)
     free(ms);
 }
 
-static const struct dg_state_ops mem_ops = {"memory", mem_apply, mem_commit, mem_destroy};
+static const struct dg_state_ops mem_ops = {"memory", mem_apply, mem_commit, mem_destroy, NULL};
 
 struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
 {
@@ -580,4 +580,9 @@ void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud)
         snprintf(scope, sizeof scope, "%.*s", (int)(bar - s->key), s->key);
         fn(ud, scope, bar + 1, f->rule_id, f->reason, f->ts, f->event_id);
     }
+}
+
+int dg_state_ping(struct dg_state *st)
+{
+    return st->ops->ping ? st->ops->ping(st) : 0;
 }
