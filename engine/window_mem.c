@@ -10,6 +10,7 @@
  */
 #include "state.h"
 #include "hmap.h"
+#include "window_state.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -18,27 +19,12 @@
 
 #define SWEEP_PER_EVENT 4
 
-struct bucket {
-    int64_t idx, count, sum, max, min, dcount;
-};
-
+/* A window key: its state and, after it, its map key. */
 struct wkey {
-    int64_t head;          /* highest bucket index that touched the key */
-    int64_t last_touch;    /* event time of the latest touch (idle expiry) */
+    struct dg_wstate st;
     int64_t idle_ms;       /* over + step: idle longer and it is empty */
-    uint32_t nb, capb;
-    struct bucket *b;      /* live buckets, sorted by idx */
-    int64_t count, sum, dtotal;
-    int has_last;
-    int64_t last_ts;
-    dg_value last;
-    char *last_str;        /* storage for a string last value */
-    /* distinct: value hash -> latest bucket idx */
-    uint64_t *dh;
-    int64_t *di;
-    uint32_t dn, dcap;
     uint32_t keylen;
-    char key[];            /* the map key: window hash + key bytes */
+    char key[];            /* window state hash + key bytes */
 };
 
 /* One allocation per decided event: the event_id (the map key) and the
@@ -74,207 +60,8 @@ struct mem_state {
 
 static void wkey_free(struct wkey *k)
 {
-    free(k->b);
-    free(k->last_str);
-    free(k->dh);
-    free(k->di);
+    dg_wstate_release(&k->st);
     free(k);
-}
-
-static struct bucket *find_bucket(struct wkey *k, int64_t idx)
-{
-    for (uint32_t i = k->nb; i-- > 0;)  /* new buckets are at the end */
-        if (k->b[i].idx == idx)
-            return &k->b[i];
-        else if (k->b[i].idx < idx)
-            break;
-    return NULL;
-}
-
-static struct bucket *get_bucket(struct wkey *k, int64_t idx)
-{
-    struct bucket *b = find_bucket(k, idx);
-    uint32_t pos;
-
-    if (b)
-        return b;
-    if (k->nb == k->capb) {
-        k->capb = k->capb ? k->capb * 2 : 4;
-        k->b = dg_xrealloc(k->b, k->capb * sizeof(*k->b));
-    }
-    pos = k->nb;
-    while (pos > 0 && k->b[pos - 1].idx > idx)
-        pos--;
-    memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
-    k->nb++;
-    b = &k->b[pos];
-    memset(b, 0, sizeof(*b));
-    b->idx = idx;
-    return b;
-}
-
-/* Move the head forward to `head`, dropping buckets that fall out. */
-static void advance(struct wkey *k, int64_t head, int64_t nbuckets)
-{
-    uint32_t drop = 0;
-    if (head <= k->head)
-        return;
-    k->head = head;
-    while (drop < k->nb && k->b[drop].idx < head - nbuckets) {
-        k->count -= k->b[drop].count;
-        k->sum -= k->b[drop].sum;
-        k->dtotal -= k->b[drop].dcount;
-        drop++;
-    }
-    if (drop) {
-        memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
-        k->nb -= drop;
-    }
-}
-
-static int64_t dfind(const struct wkey *k, uint64_t h, uint32_t *slot)
-{
-    uint32_t mask = k->dcap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-        if (!k->dh[i] || k->dh[i] == h) {
-            *slot = i;
-            return k->dh[i] ? k->di[i] : INT64_MIN;
-        }
-    }
-}
-
-/* Rebuild the distinct map keeping only live values; doubles it when full. */
-static void drehash(struct wkey *k, int64_t lo)
-{
-    uint64_t *oh = k->dh;
-    int64_t *oi = k->di;
-    uint32_t ocap = k->dcap, live = 0;
-
-    for (uint32_t i = 0; i < ocap; i++)
-        if (oh && oh[i] && oi[i] >= lo)
-            live++;
-    k->dcap = 8;
-    while (k->dcap < (live + 1) * 2)
-        k->dcap *= 2;
-    k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
-    k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
-    k->dn = 0;
-    for (uint32_t i = 0; i < ocap; i++) {
-        if (!oh[i] || oi[i] < lo)
-            continue;
-        uint32_t s;
-        dfind(k, oh[i], &s);
-        k->dh[s] = oh[i];
-        k->di[s] = oi[i];
-        k->dn++;
-    }
-    free(oh);
-    free(oi);
-}
-
-static void distinct_add(struct wkey *k, uint64_t h, int64_t b, int64_t lo)
-{
-    uint32_t s;
-    int64_t a;
-
-    h |= 1; /* 0 marks an empty slot */
-    if (!k->dh || (k->dn + 1) * 2 > k->dcap) {
-        if (!k->dh) {
-            k->dcap = 8;
-            k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
-            k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
-        } else {
-            drehash(k, lo);
-        }
-    }
-    a = dfind(k, h, &s);
-    if (a != INT64_MIN && a >= lo) {
-        if (b > a) {
-            find_bucket(k, a)->dcount--;
-            get_bucket(k, b)->dcount++;
-            k->di[s] = b;
-        }
-        return;
-    }
-    if (a == INT64_MIN) {
-        k->dh[s] = h;
-        k->dn++;
-    }
-    k->di[s] = b;
-    get_bucket(k, b)->dcount++;
-    k->dtotal++;
-}
-
-static void fill_raw(const struct wkey *k, const struct dg_window *w, struct dg_win_raw *r)
-{
-    int64_t lo = k->head - w->nbuckets;
-    r->count = k->count;
-    r->sum = k->sum;
-    r->distinct = k->dtotal;
-    r->max = r->min = 0;
-    for (uint32_t i = 0; i < k->nb; i++) {
-        if (i == 0 || k->b[i].max > r->max)
-            r->max = k->b[i].max;
-        if (i == 0 || k->b[i].min < r->min)
-            r->min = k->b[i].min;
-    }
-    r->has_last = k->has_last && dg_bucket_of(k->last_ts, w->step_ms) >= lo;
-    if (r->has_last) {
-        r->last_ts = k->last_ts;
-        r->last = k->last;
-    }
-}
-
-/* Add and/or read one window key for one event at time t. */
-static void touch(struct mem_state *ms, struct wkey *k, const struct dg_window *w,
-                  struct dg_winop *op, int64_t t, dg_arena *arena, int *late)
-{
-    int64_t b = dg_bucket_of(t, w->step_ms);
-    uint32_t need = w->agg->need;
-
-    advance(k, b, w->nbuckets);
-    if (t > k->last_touch)
-        k->last_touch = t;
-    op->raw.self = 0;
-    if (op->add) {
-        int64_t lo = k->head - w->nbuckets;
-        if (b < lo) {
-            *late = 1;
-            ms->stats.late_events++;
-        } else {
-            struct bucket *bk = get_bucket(k, b);
-            if (bk->count == 0 || op->fp > bk->max)
-                bk->max = op->fp;
-            if (bk->count == 0 || op->fp < bk->min)
-                bk->min = op->fp;
-            bk->count++;
-            k->count++;
-            if (need & (DG_NEED_SUM)) {
-                bk->sum += op->fp;
-                k->sum += op->fp;
-            }
-            if (need & DG_NEED_DISTINCT)
-                distinct_add(k, op->vhash, b, lo);
-            if ((need & DG_NEED_LAST) && (!k->has_last || t >= k->last_ts)) {
-                k->has_last = 1;
-                k->last_ts = t;
-                k->last = op->val;
-                if (op->val.t == DG_T_STR) {
-                    free(k->last_str);
-                    k->last_str = dg_xstrndup(op->val.u.s, op->val.len);
-                    k->last.u.s = k->last_str;
-                }
-            }
-            op->raw.self = 1;
-        }
-    }
-    if (op->read) {
-        int self = op->raw.self;
-        fill_raw(k, w, &op->raw);
-        op->raw.self = self;
-        if (op->raw.has_last && op->raw.last.t == DG_T_STR) /* outlive later touches */
-            op->raw.last.u.s = dg_arena_strndup(arena, op->raw.last.u.s, op->raw.last.len);
-    }
 }
 
 static const char *map_key(struct mem_state *ms, const char *a, size_t al, const char *b,
@@ -342,7 +129,7 @@ static void sweep(struct mem_state *ms, size_t created)
         if (!s)
             continue;
         struct wkey *k = s->val;
-        if (ms->watermark - k->last_touch > k->idle_ms + ms->base.lateness_ms) {
+        if (ms->watermark - k->st.last_touch > k->idle_ms + ms->base.lateness_ms) {
             dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is k's */
             wkey_free(k);
             ms->stats.expired_keys++;
@@ -409,7 +196,7 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
             const struct dg_window *w = &rs->windows[op->win];
             const char *mk = window_map_key(ms, w, op);
             struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
-            if (k && ms->watermark - k->last_touch > k->idle_ms + ms->base.lateness_ms) {
+            if (k && ms->watermark - k->st.last_touch > k->idle_ms + ms->base.lateness_ms) {
                 /* idle past its expiry: gone, exactly as if swept already */
                 dg_hmap_del(&ms->keys, mk, ms->kb.len);
                 wkey_free(k);
@@ -421,17 +208,19 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
                     memset(&op->raw, 0, sizeof(op->raw));
                     continue;
                 }
-                k = dg_xcalloc(1, sizeof(*k) + ms->kb.len);
-                k->head = INT64_MIN / 2;
-                k->last_touch = it->ts;
+                k = dg_xmalloc(sizeof(*k) + ms->kb.len);
+                dg_wstate_init(&k->st);
+                k->st.last_touch = it->ts;
                 k->idle_ms = w->over_ms + w->step_ms;
                 k->keylen = (uint32_t)ms->kb.len;
                 memcpy(k->key, mk, ms->kb.len);
                 dg_hmap_put(&ms->keys, k->key, k->keylen, k);
                 created++;
             }
-            touch(ms, k, w, op, it->ts, arena, &it->late);
+            dg_wstate_touch(&k->st, w, op, it->ts, arena, &it->late, NULL);
         }
+        if (it->late)
+            ms->stats.late_events++;
         sweep(ms, created);
         if (!ms->freezes.n)
             continue;
@@ -542,28 +331,7 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
     memset(out, 0, sizeof(*out));
     if (!k)
         return -1;
-    /* as a read at at_ms would see it, without moving the head */
-    int64_t head = dg_bucket_of(at_ms, w->step_ms);
-    if (head < k->head)
-        head = k->head;
-    int64_t lo = head - w->nbuckets;
-    for (uint32_t i = 0; i < k->nb; i++) {
-        const struct bucket *b = &k->b[i];
-        if (b->idx < lo)
-            continue;
-        if (out->count == 0 || b->max > out->max)
-            out->max = b->max;
-        if (out->count == 0 || b->min < out->min)
-            out->min = b->min;
-        out->count += b->count;
-        out->sum += b->sum;
-        out->distinct += b->dcount;
-    }
-    out->has_last = k->has_last && dg_bucket_of(k->last_ts, w->step_ms) >= lo;
-    if (out->has_last) {
-        out->last_ts = k->last_ts;
-        out->last = k->last;
-    }
+    dg_wstate_peek(&k->st, w, at_ms, out);
     return 0;
 }
 

@@ -1,0 +1,420 @@
+/*
+ * window_state.c - adding to and reading one window key (see
+ * window_state.h and docs/windows.md). Costs: buckets are a small sorted
+ * array (at most nbuckets + 1 live ones), new events land at its end;
+ * max/min scan it (fine while nbuckets <= 1000); distinct values live in an
+ * open-addressing map that is rebuilt without stale values when full.
+ */
+#include "window_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Saturating: a sum that would leave int64 stays at the limit, the same in
+ * every backend (signed overflow would be undefined). */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+void dg_wstate_init(struct dg_wstate *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->head = INT64_MIN / 2;
+    k->last_touch = INT64_MIN / 2;
+}
+
+void dg_wstate_release(struct dg_wstate *k)
+{
+    free(k->b);
+    free(k->last_str);
+    free(k->dh);
+    free(k->di);
+    k->b = NULL;
+    k->last_str = NULL;
+    k->dh = NULL;
+    k->di = NULL;
+}
+
+static struct dg_bucket *find_bucket(struct dg_wstate *k, int64_t idx)
+{
+    for (uint32_t i = k->nb; i-- > 0;) /* new buckets are at the end */
+        if (k->b[i].idx == idx)
+            return &k->b[i];
+        else if (k->b[i].idx < idx)
+            break;
+    return NULL;
+}
+
+static struct dg_bucket *get_bucket(struct dg_wstate *k, int64_t idx)
+{
+    struct dg_bucket *b = find_bucket(k, idx);
+    uint32_t pos;
+
+    if (b)
+        return b;
+    if (k->nb == k->capb) {
+        k->capb = k->capb ? k->capb * 2 : 4;
+        k->b = dg_xrealloc(k->b, k->capb * sizeof(*k->b));
+    }
+    pos = k->nb;
+    while (pos > 0 && k->b[pos - 1].idx > idx)
+        pos--;
+    memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
+    k->nb++;
+    b = &k->b[pos];
+    memset(b, 0, sizeof(*b));
+    b->idx = idx;
+    return b;
+}
+
+/* Move the head forward to `head`, dropping buckets that fall out. */
+static void advance(struct dg_wstate *k, int64_t head, int64_t nbuckets)
+{
+    uint32_t drop = 0;
+    if (head <= k->head)
+        return;
+    k->head = head;
+    while (drop < k->nb && k->b[drop].idx < head - nbuckets) {
+        k->count = sat_add(k->count, -k->b[drop].count);
+        k->sum = sat_add(k->sum, -k->b[drop].sum);
+        k->dtotal -= k->b[drop].dcount;
+        drop++;
+    }
+    if (drop) {
+        memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
+        k->nb -= drop;
+    }
+}
+
+int64_t dg_wstate_low(const struct dg_wstate *k, const struct dg_window *w)
+{
+    return k->head - w->nbuckets;
+}
+
+/* ---- distinct values kept in the state (memory backend) ---- */
+
+static int64_t dfind(const struct dg_wstate *k, uint64_t h, uint32_t *slot)
+{
+    uint32_t mask = k->dcap - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        if (!k->dh[i] || k->dh[i] == h) {
+            *slot = i;
+            return k->dh[i] ? k->di[i] : INT64_MIN;
+        }
+    }
+}
+
+/* Rebuild the map keeping only live values; doubles it when still full. */
+static void drehash(struct dg_wstate *k, int64_t lo)
+{
+    uint64_t *oh = k->dh;
+    int64_t *oi = k->di;
+    uint32_t ocap = k->dcap, live = 0;
+
+    for (uint32_t i = 0; i < ocap; i++)
+        if (oh && oh[i] && oi[i] >= lo)
+            live++;
+    k->dcap = 8;
+    while (k->dcap < (live + 1) * 2)
+        k->dcap *= 2;
+    k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
+    k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
+    k->dn = 0;
+    for (uint32_t i = 0; i < ocap; i++) {
+        if (!oh || !oh[i] || oi[i] < lo)
+            continue;
+        uint32_t s;
+        dfind(k, oh[i], &s);
+        k->dh[s] = oh[i];
+        k->di[s] = oi[i];
+        k->dn++;
+    }
+    free(oh);
+    free(oi);
+}
+
+static int64_t local_get(struct dg_wstate *k, uint64_t h, int64_t lo, uint32_t *slot)
+{
+    if (!k->dh || (k->dn + 1) * 2 > k->dcap)
+        drehash(k, lo);
+    return dfind(k, h, slot);
+}
+
+static void distinct_add(struct dg_wstate *k, uint64_t h, int64_t b, int64_t lo,
+                         const struct dg_distinct_store *ds)
+{
+    uint32_t slot = 0;
+    int64_t a;
+
+    h |= 1; /* 0 marks an empty slot */
+    a = ds ? ds->get(ds->ud, h) : local_get(k, h, lo, &slot);
+    struct dg_bucket *old = a != INT64_MIN && a >= lo ? find_bucket(k, a) : NULL;
+    if (old) {
+        /* seen in the window already: it moves to the newer bucket */
+        if (b > a) {
+            old->dcount--;
+            get_bucket(k, b)->dcount++;
+            if (ds)
+                ds->set(ds->ud, h, b);
+            else
+                k->di[slot] = b;
+        }
+        return;
+    }
+    /* new, or last seen before the window */
+    if (ds) {
+        ds->set(ds->ud, h, b);
+    } else {
+        if (a == INT64_MIN) {
+            k->dh[slot] = h;
+            k->dn++;
+        }
+        k->di[slot] = b;
+    }
+    get_bucket(k, b)->dcount++;
+    k->dtotal++;
+}
+
+static void fill_raw(const struct dg_wstate *k, const struct dg_window *w, struct dg_win_raw *r)
+{
+    int64_t lo = k->head - w->nbuckets;
+    r->count = k->count;
+    r->sum = k->sum;
+    r->distinct = k->dtotal;
+    r->max = r->min = 0;
+    for (uint32_t i = 0; i < k->nb; i++) {
+        if (i == 0 || k->b[i].max > r->max)
+            r->max = k->b[i].max;
+        if (i == 0 || k->b[i].min < r->min)
+            r->min = k->b[i].min;
+    }
+    r->has_last = k->has_last && dg_bucket_of(k->last_ts, w->step_ms) >= lo;
+    if (r->has_last) {
+        r->last_ts = k->last_ts;
+        r->last = k->last;
+    }
+}
+
+void dg_wstate_touch(struct dg_wstate *k, const struct dg_window *w, struct dg_winop *op,
+                     int64_t t, dg_arena *arena, int *late, const struct dg_distinct_store *ds)
+{
+    int64_t b = dg_bucket_of(t, w->step_ms);
+    uint32_t need = w->agg->need;
+
+    advance(k, b, w->nbuckets);
+    if (t > k->last_touch)
+        k->last_touch = t;
+    op->raw.self = 0;
+    if (op->add) {
+        int64_t lo = k->head - w->nbuckets;
+        if (b < lo) {
+            *late = 1;
+        } else {
+            struct dg_bucket *bk = get_bucket(k, b);
+            if (bk->count == 0 || op->fp > bk->max)
+                bk->max = op->fp;
+            if (bk->count == 0 || op->fp < bk->min)
+                bk->min = op->fp;
+            bk->count++;
+            k->count++;
+            if (need & DG_NEED_SUM) {
+                bk->sum = sat_add(bk->sum, op->fp);
+                k->sum = sat_add(k->sum, op->fp);
+            }
+            if (need & DG_NEED_DISTINCT)
+                distinct_add(k, op->vhash, b, lo, ds);
+            if ((need & DG_NEED_LAST) && (!k->has_last || t >= k->last_ts)) {
+                k->has_last = 1;
+                k->last_ts = t;
+                k->last = op->val;
+                if (op->val.t == DG_T_STR) {
+                    free(k->last_str);
+                    k->last_str = dg_xstrndup(op->val.u.s, op->val.len);
+                    k->last.u.s = k->last_str;
+                }
+            }
+            op->raw.self = 1;
+        }
+    }
+    if (op->read) {
+        int self = op->raw.self;
+        fill_raw(k, w, &op->raw);
+        op->raw.self = self;
+        if (op->raw.has_last && op->raw.last.t == DG_T_STR) /* outlive later touches */
+            op->raw.last.u.s = dg_arena_strndup(arena, op->raw.last.u.s, op->raw.last.len);
+    }
+}
+
+void dg_wstate_peek(const struct dg_wstate *k, const struct dg_window *w, int64_t at_ms,
+                    struct dg_win_raw *out)
+{
+    int64_t head = dg_bucket_of(at_ms, w->step_ms);
+    if (head < k->head)
+        head = k->head;
+    int64_t lo = head - w->nbuckets;
+
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < k->nb; i++) {
+        const struct dg_bucket *b = &k->b[i];
+        if (b->idx < lo)
+            continue;
+        if (out->count == 0 || b->max > out->max)
+            out->max = b->max;
+        if (out->count == 0 || b->min < out->min)
+            out->min = b->min;
+        out->count += b->count;
+        out->sum = sat_add(out->sum, b->sum);
+        out->distinct += b->dcount;
+    }
+    out->has_last = k->has_last && dg_bucket_of(k->last_ts, w->step_ms) >= lo;
+    if (out->has_last) {
+        out->last_ts = k->last_ts;
+        out->last = k->last;
+    }
+}
+
+/* ---- encoding ---- */
+
+#define WSTATE_MAGIC 0x57 /* 'W' */
+#define WSTATE_VERSION 1
+
+static void put64(dg_buf *b, uint64_t v)
+{
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(v >> (8 * i));
+    dg_buf_append(b, x, 8);
+}
+
+static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    if (end - *p < 8)
+        return -1;
+    *v = 0;
+    for (int i = 0; i < 8; i++)
+        *v |= (uint64_t)(*p)[i] << (8 * i);
+    *p += 8;
+    return 0;
+}
+
+void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
+{
+    unsigned char hdr[2] = {WSTATE_MAGIC, WSTATE_VERSION};
+    dg_buf_append(out, hdr, 2);
+    put64(out, (uint64_t)k->head);
+    put64(out, (uint64_t)k->last_touch);
+    put64(out, (uint64_t)k->count);
+    put64(out, (uint64_t)k->sum);
+    put64(out, (uint64_t)k->dtotal);
+    put64(out, (uint64_t)k->has_last);
+    put64(out, (uint64_t)k->last_ts);
+    put64(out, (uint64_t)k->last.t);
+    switch (k->last.t) {
+    case DG_T_STR:
+        put64(out, k->last.len);
+        dg_buf_append(out, k->last.u.s, k->last.len);
+        break;
+    case DG_T_NUM: {
+        uint64_t bits;
+        memcpy(&bits, &k->last.u.n, 8);
+        put64(out, bits);
+        break;
+    }
+    case DG_T_TIME:
+    case DG_T_DUR:
+        put64(out, (uint64_t)k->last.u.ms);
+        break;
+    case DG_T_BOOL:
+        put64(out, (uint64_t)k->last.u.b);
+        break;
+    }
+    put64(out, k->nb);
+    for (uint32_t i = 0; i < k->nb; i++) {
+        const struct dg_bucket *b = &k->b[i];
+        put64(out, (uint64_t)b->idx);
+        put64(out, (uint64_t)b->count);
+        put64(out, (uint64_t)b->sum);
+        put64(out, (uint64_t)b->max);
+        put64(out, (uint64_t)b->min);
+        put64(out, (uint64_t)b->dcount);
+    }
+}
+
+int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    uint64_t v[8], nb, t;
+
+    dg_wstate_init(k);
+    if (len < 2 || p[0] != WSTATE_MAGIC || p[1] != WSTATE_VERSION)
+        return -1;
+    p += 2;
+    for (int i = 0; i < 8; i++)
+        if (get64(&p, end, &v[i]))
+            return -1;
+    k->head = (int64_t)v[0];
+    k->last_touch = (int64_t)v[1];
+    k->count = (int64_t)v[2];
+    k->sum = (int64_t)v[3];
+    k->dtotal = (int64_t)v[4];
+    k->has_last = (int)v[5];
+    k->last_ts = (int64_t)v[6];
+    t = v[7];
+    k->last.t = (uint8_t)t;
+    switch (t) {
+    case DG_T_NONE:
+        break;
+    case DG_T_STR: {
+        uint64_t l;
+        if (get64(&p, end, &l) || (uint64_t)(end - p) < l || l > UINT32_MAX)
+            return -1;
+        k->last_str = dg_xstrndup((const char *)p, (size_t)l);
+        k->last = dg_str(k->last_str, (size_t)l);
+        p += l;
+        break;
+    }
+    case DG_T_NUM: {
+        uint64_t bits;
+        if (get64(&p, end, &bits))
+            return -1;
+        memcpy(&k->last.u.n, &bits, 8);
+        break;
+    }
+    case DG_T_TIME:
+    case DG_T_DUR:
+    case DG_T_BOOL: {
+        uint64_t x;
+        if (get64(&p, end, &x))
+            return -1;
+        if (t == DG_T_BOOL)
+            k->last.u.b = (int)x;
+        else
+            k->last.u.ms = (int64_t)x;
+        break;
+    }
+    default:
+        return -1;
+    }
+    if (get64(&p, end, &nb) || nb > 4096 || (uint64_t)(end - p) != nb * 48) {
+        dg_wstate_release(k);
+        return -1;
+    }
+    k->nb = k->capb = (uint32_t)nb;
+    k->b = nb ? dg_xmalloc(nb * sizeof(*k->b)) : NULL;
+    for (uint32_t i = 0; i < k->nb; i++) {
+        uint64_t f[6];
+        for (int j = 0; j < 6; j++)
+            get64(&p, end, &f[j]);
+        k->b[i].idx = (int64_t)f[0];
+        k->b[i].count = (int64_t)f[1];
+        k->b[i].sum = (int64_t)f[2];
+        k->b[i].max = (int64_t)f[3];
+        k->b[i].min = (int64_t)f[4];
+        k->b[i].dcount = (int64_t)f[5];
+    }
+    return 0;
+}
