@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+/* attempts at a batch that keeps losing races to other instances */
+#define MAX_CONFLICT_RETRIES 16
+
 struct slot {
     dg_decoder *dec;
     struct dg_event ev;
@@ -243,6 +246,7 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
     struct dg_decision *d = &s->d;
 
     s->judged = 1;
+    s->has_decision = 0; /* a retried batch judges again from scratch */
     for (size_t o = 0; o < it->nops; o++)
         if (it->ops[o].read)
             p->win[it->ops[o].win] = rs->windows[it->ops[o].win].agg->value(&it->ops[o].raw);
@@ -251,17 +255,11 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
     for (size_t o = 0; o < it->nops; o++)
         p->win[it->ops[o].win] = dg_none();
 
-    if (it->late)
-        p->stats.late++;
-    for (size_t m = 0; m < d->nm; m++)
-        if (d->m[m].rule >= 0)
-            p->stats.hits[d->m[m].rule]++;
-        else
-            p->stats.frozen_holds++;
     it->decision = "";
     it->decision_len = 0;
     if (!d->decide)
         return;
+    s->out.len = 0;
     dg_decision_encode(rs, &s->ev, it, d, decided_at, &s->out);
     s->has_decision = 1;
     s->action = d->action;
@@ -281,9 +279,89 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
                 pl->scope = sc;
                 pl->key = it->scope_key[sc];
                 pl->len = it->scope_len[sc];
-                p->stats.freezes_placed++;
             }
     }
+}
+
+/* Duplicates get the stored decision, or the one an earlier copy in this
+ * batch got. */
+static void copy_duplicate(dg_pipeline *p, size_t i)
+{
+    struct slot *s = &p->slots[i];
+    struct dg_item *it = &p->items[s->item];
+
+    s->duplicate = 1;
+    s->has_decision = 0;
+    if (it->stored) {
+        s->out.len = 0;
+        if (it->stored_len)
+            dg_buf_append(&s->out, it->stored, it->stored_len);
+        s->has_decision = it->stored_len > 0;
+    } else {
+        /* the latest earlier copy's (there may be two when the first was
+         * past the dedupe window) */
+        for (size_t j = i; j-- > 0;) {
+            struct slot *o = &p->slots[j];
+            if (o->valid && !p->items[o->item].dup &&
+                p->items[o->item].event_id_len == it->event_id_len &&
+                !memcmp(p->items[o->item].event_id, it->event_id, it->event_id_len)) {
+                s->out.len = 0;
+                if (o->has_decision)
+                    dg_buf_append(&s->out, o->out.data, o->out.len);
+                s->has_decision = o->has_decision;
+                break;
+            }
+        }
+    }
+    if (s->has_decision) {
+        /* recover the action from the stored text for the counters */
+        const char *a = strstr(s->out.data, "\"action\":\"");
+        s->action = a ? dg_action_lookup(a + 10, strcspn(a + 10, "\"")) : DG_HOLD;
+        if (s->action < 0)
+            s->action = DG_HOLD;
+    }
+}
+
+/* Apply, judge and commit the pending batch once: 0, or -1 with st->err. */
+static int decide(dg_pipeline *p, const char *dat)
+{
+    if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
+        return -1;
+    p->nplaced = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct slot *s = &p->slots[i];
+        if (!s->valid)
+            continue;
+        s->judged = 0;
+        s->duplicate = 0;
+        if (p->items[s->item].dup)
+            copy_duplicate(p, i);
+        else
+            judge(p, s, &p->items[s->item], dat);
+    }
+    if (p->nitems && p->st->ops->commit(p->st, p->items, p->nitems) != 0)
+        return -1;
+    return 0;
+}
+
+static void count(dg_pipeline *p, const struct slot *s)
+{
+    if (s->has_decision)
+        p->stats.actions[s->action]++;
+    if (s->duplicate)
+        p->stats.duplicates++;
+    if (!s->judged)
+        return;
+    if (p->items[s->item].late)
+        p->stats.late++;
+    for (size_t m = 0; m < s->d.nm; m++)
+        if (s->d.m[m].rule >= 0)
+            p->stats.hits[s->d.m[m].rule]++;
+        else
+            p->stats.frozen_holds++;
+    for (int sc = 0; sc < DG_NSCOPES; sc++)
+        if (s->d.placed & (1u << sc))
+            p->stats.freezes_placed++;
 }
 
 int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, size_t errsz)
@@ -298,66 +376,26 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
         now_rfc3339(decided_at);
         dat = decided_at;
     }
-    if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0) {
-        snprintf(errstr, errsz, "%s", p->st->errstr);
-        return -1;
-    }
-    p->nplaced = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        struct slot *s = &p->slots[i];
-        if (!s->valid)
+    for (int attempt = 0;; attempt++) {
+        if (decide(p, dat) == 0)
+            break;
+        /* another instance changed state this batch read: read it again
+         * and judge again (nothing was written, nothing was emitted) */
+        if (p->st->err == DG_STATE_CONFLICT && attempt < MAX_CONFLICT_RETRIES)
             continue;
-        struct dg_item *it = &p->items[s->item];
-        if (!it->dup) {
-            judge(p, s, it, dat);
-            continue;
-        }
-        s->duplicate = 1;
-        p->stats.duplicates++;
-        if (it->stored) {
-            s->out.len = 0;
-            if (it->stored_len)
-                dg_buf_append(&s->out, it->stored, it->stored_len);
-            s->has_decision = it->stored_len > 0;
-        } else {
-            /* an earlier copy in this same batch: the latest one's decision
-             * (there may be two when the first was past the dedupe window) */
-            for (size_t j = i; j-- > 0;) {
-                struct slot *o = &p->slots[j];
-                if (o->valid && !p->items[o->item].dup &&
-                    p->items[o->item].event_id_len == it->event_id_len &&
-                    !memcmp(p->items[o->item].event_id, it->event_id, it->event_id_len)) {
-                    s->out.len = 0;
-                    if (o->has_decision)
-                        dg_buf_append(&s->out, o->out.data, o->out.len);
-                    s->has_decision = o->has_decision;
-                    s->action = o->action;
-                    break;
-                }
-            }
-        }
-        if (s->has_decision) {
-            /* recover the action from the stored text for the counters */
-            const char *a = strstr(s->out.data, "\"action\":\"");
-            s->action = a ? dg_action_lookup(a + 10, strcspn(a + 10, "\"")) : DG_HOLD;
-            if (s->action < 0)
-                s->action = DG_HOLD;
-        }
-    }
-    if (p->nitems && p->st->ops->commit(p->st, p->items, p->nitems) != 0) {
         snprintf(errstr, errsz, "%s", p->st->errstr);
         return -1;
     }
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         struct slot *s = &p->slots[i];
         struct dg_output o = {0};
+        count(p, s);
         o.tag = s->tag;
         o.duplicate = s->duplicate;
         if (s->has_decision) {
             o.decision = s->out.data;
             o.decision_len = s->out.len;
             o.action = s->action;
-            p->stats.actions[s->action]++;
         }
         if (s->judged)
             o.detail = &s->d;

@@ -80,6 +80,15 @@ struct dg_state_ops {
     int (*ping)(struct dg_state *st); /* NULL: always up */
 };
 
+/* dg_state.err after a failed apply() or commit() */
+enum {
+    DG_STATE_OK = 0,
+    DG_STATE_DOWN,     /* unreachable, timed out, refused: retry later */
+    DG_STATE_CONFLICT, /* another instance changed a key this batch read:
+                          apply and judge again, at once */
+    DG_STATE_CORRUPT   /* stored state that cannot be read: needs a human */
+};
+
 struct dg_state {
     const struct dg_state_ops *ops;
     int err;
