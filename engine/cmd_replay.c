@@ -9,6 +9,7 @@
 #include "rules.h"
 #include "state.h"
 #include "util.h"
+#include "hmap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +41,13 @@ const char dg_usage_replay[] =
     "  --explain             print every decision that is not `allow` on stderr, with\n"
     "                        the line, the ids and each matched rule's reason\n"
     "  --quiet               no summary on stderr\n"
+    "  --state memory|redis  where window state lives (default memory); with redis,\n"
+    "                        replay shares state with `drainguard run` instances\n"
+    "  --redis HOST:PORT|unix:PATH   the Redis server (default 127.0.0.1:6379);\n"
+    "                        a password is read from DG_REDIS_PASSWORD\n"
+    "  --redis-prefix P      key prefix (default dg:)\n"
+    "  --dump-windows PATH   at the end, write every window key the input touched with\n"
+    "                        its figures as of the latest event time, sorted (JSON lines)\n"
     "\n"
     "The summary on stderr gives events by type, decisions by action, rejects by\n"
     "reason, hits per rule, events per second and peak memory.\n";
@@ -49,6 +57,10 @@ const char dg_usage_replay[] =
 struct replay {
     FILE *out, *rejects;
     int explain;
+    const struct dg_ruleset *rs;
+    dg_hmap *dump;       /* (window index, key) pairs seen, for --dump-windows */
+    dg_arena dump_arena;
+    int64_t max_ts;
     uint64_t line;
     uint64_t rejects_shown, rejects_total;
     int write_error;
@@ -86,10 +98,105 @@ static void explain(uint64_t line, const struct dg_output *o)
                     sc == DG_SCOPE_GLOBAL ? "*" : ev->f[dg_scope_field(sc, ev->type)].u.s);
 }
 
+/* Remember every window key this event touches: "<window index>\x1f<key>". */
+static void note_keys(struct replay *r, const struct dg_event *ev)
+{
+    const struct dg_ruleset *rs = r->rs;
+    if (ev->ts_ms > r->max_ts)
+        r->max_ts = ev->ts_ms;
+    for (size_t i = 0; i < rs->ntouch[ev->type]; i++) {
+        uint16_t w = rs->touch[ev->type][i];
+        uint32_t klen;
+        const char *key = dg_window_key(&rs->windows[w], ev, &r->dump_arena, &klen);
+        if (!key)
+            continue;
+        dg_buf k = {0};
+        dg_buf_printf(&k, "%05u\x1f", w);
+        dg_buf_append(&k, key, klen);
+        if (!dg_hmap_get(r->dump, k.data, k.len))
+            dg_hmap_put(r->dump, k.data, k.len, (void *)1);
+        dg_buf_free(&k);
+        dg_arena_reset(&r->dump_arena);
+    }
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    const struct dg_hslot *x = *(const struct dg_hslot *const *)a, *y = *(const struct dg_hslot *const *)b;
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+/* Every noted window key with its figures as of the latest event time. */
+static int dump_windows(struct replay *r, struct dg_state *st, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    struct dg_hslot **v = dg_xcalloc(r->dump->n + 1, sizeof(*v));
+    size_t n = 0;
+    dg_arena a;
+    int rc = 0;
+
+    if (!f) {
+        dg_cmd_error("replay", "cannot write '%s': %s", path, strerror(errno));
+        free(v);
+        return -1;
+    }
+    dg_arena_init(&a, 4096);
+    for (size_t i = 0; i < r->dump->cap; i++)
+        if (r->dump->slots[i].hash)
+            v[n++] = &r->dump->slots[i];
+    qsort(v, n, sizeof(*v), cmp_keys);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct dg_window *w = &r->rs->windows[atoi(v[i]->key)];
+        const char *key = v[i]->key + 6;
+        size_t klen = v[i]->keylen - 6;
+        struct dg_win_raw raw;
+        dg_buf b = {0};
+        if (dg_state_peek(st, w, key, klen, r->max_ts, &a, &raw) == -2) {
+            dg_cmd_error("replay", "--dump-windows: %s", st->errstr);
+            rc = -1;
+            break;
+        }
+        dg_value val = w->agg->value(&raw);
+        dg_buf_puts(&b, "{\"window\":");
+        dg_buf_json_str(&b, w->name, strlen(w->name));
+        dg_buf_puts(&b, ",\"key\":");
+        dg_buf_json_str(&b, key, klen);
+        dg_buf_printf(&b, ",\"count\":%lld,\"sum\":%lld,\"max\":%lld,\"min\":%lld,\"distinct\":%lld,"
+                          "\"last_ts\":%lld,\"value\":",
+                      (long long)raw.count, (long long)raw.sum, (long long)(raw.count ? raw.max : 0),
+                      (long long)(raw.count ? raw.min : 0), (long long)raw.distinct,
+                      (long long)(raw.has_last ? raw.last_ts : 0));
+        if (val.t == DG_T_NONE) {
+            dg_buf_puts(&b, "null");
+        } else {
+            dg_buf tmp = {0};
+            dg_value_render(&val, &tmp);
+            dg_buf_json_str(&b, tmp.data, tmp.len);
+            dg_buf_free(&tmp);
+        }
+        dg_buf_puts(&b, "}\n");
+        fwrite(b.data, 1, b.len, f);
+        dg_buf_free(&b);
+        dg_arena_reset(&a);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        dg_cmd_error("replay", "writing '%s': %s", path, strerror(errno));
+        rc = -1;
+    }
+    dg_arena_free(&a);
+    free(v);
+    return rc;
+}
+
 static int emit(void *ud, const struct dg_output *o)
 {
     struct replay *r = ud;
     uint64_t line = (uint64_t)(uintptr_t)o->tag;
+
+    if (r->dump && o->event)
+        note_keys(r, o->event);
 
     if (o->reject) {
         r->rejects_total++;
@@ -142,7 +249,10 @@ static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg
     struct dg_mem_stats ms;
     uint64_t events = 0, rejects = 0;
 
-    dg_state_mem_stats(st, &ms);
+    memset(&ms, 0, sizeof ms);
+    int is_mem = !strcmp(st->ops->name, "memory");
+    if (is_mem)
+        dg_state_mem_stats(st, &ms);
     for (int t = 0; t < DG_EV_NTYPES; t++)
         events += s->events[t];
     for (int c = 0; c < DG_R_NCODES; c++)
@@ -174,12 +284,17 @@ static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg
     if (s->frozen_holds)
         fprintf(stderr, "  %-34s %-7s %-8s %llu\n", DG_RULE_FROZEN, "hold", "enforce",
                 (unsigned long long)s->frozen_holds);
-    fprintf(stderr, "freezes in force: %zu\n", ms.freezes);
-    dg_state_mem_freezes(st, show_freeze, NULL);
+    if (is_mem) {
+        fprintf(stderr, "freezes in force: %zu\n", ms.freezes);
+        dg_state_mem_freezes(st, show_freeze, NULL);
+    }
     fprintf(stderr, "freeze actions: %llu; late events: %llu\n",
             (unsigned long long)s->freezes_placed, (unsigned long long)s->late);
-    fprintf(stderr, "state: %zu window keys, %zu remembered event ids, %zu expired keys\n", ms.keys,
-            ms.dedupe, ms.expired_keys);
+    if (is_mem)
+        fprintf(stderr, "state: %zu window keys, %zu remembered event ids, %zu expired keys\n",
+                ms.keys, ms.dedupe, ms.expired_keys);
+    else
+        fprintf(stderr, "state: %s\n", st->ops->name);
     fprintf(stderr, "time: %.3f s, %.0f events/s, peak RSS %ld KiB\n", secs,
             secs > 0 ? (double)s->inputs / secs : 0.0, dg_peak_rss_kib());
 }
@@ -187,6 +302,8 @@ static void summary(const struct dg_ruleset *rs, const dg_pipeline *p, struct dg
 int dg_cmd_replay(int argc, char **argv)
 {
     const char *rules[64], *input = NULL, *output = NULL, *rejects = NULL;
+    const char *state_kind = "memory", *redis_addr = "127.0.0.1:6379", *redis_prefix = "dg:";
+    const char *dump_path = NULL;
     size_t nrules = 0, batch = 512;
     int64_t dedupe = 24LL * 3600 * 1000, lateness = 3600LL * 1000;
     int quiet = 0, rc = 1;
@@ -228,10 +345,22 @@ int dg_cmd_replay(int argc, char **argv)
             quiet = 1;
         else if (!strcmp(argv[i], "--explain"))
             r.explain = 1;
+        else if ((v = dg_opt(argc, argv, &i, "--state")))
+            state_kind = v;
+        else if ((v = dg_opt(argc, argv, &i, "--redis")))
+            redis_addr = v;
+        else if ((v = dg_opt(argc, argv, &i, "--redis-prefix")))
+            redis_prefix = v;
+        else if ((v = dg_opt(argc, argv, &i, "--dump-windows")))
+            dump_path = v;
         else {
             dg_cmd_error("replay", "unknown option '%s' (see drainguard replay --help)", argv[i]);
             return 2;
         }
+    }
+    if (strcmp(state_kind, "memory") && strcmp(state_kind, "redis")) {
+        dg_cmd_error("replay", "--state: expected memory or redis, got '%s'", state_kind);
+        return 2;
     }
     if (!nrules || !input || !output) {
         dg_cmd_error("replay", "--rules, --input and --output are required (see --help)");
@@ -264,7 +393,39 @@ int dg_cmd_replay(int argc, char **argv)
     static char outbuf[1 << 20];
     setvbuf(r.out, outbuf, _IOFBF, sizeof outbuf);
 
-    struct dg_state *st = dg_state_mem_new(dedupe, lateness);
+    struct dg_state *st;
+    if (!strcmp(state_kind, "redis")) {
+        struct dg_redis_opts ro = {0};
+        char host[256], rerr[300];
+        if (!strncmp(redis_addr, "unix:", 5)) {
+            ro.unix_path = redis_addr + 5;
+        } else {
+            const char *colon = strrchr(redis_addr, ':');
+            snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - redis_addr) : (int)strlen(redis_addr),
+                     redis_addr);
+            ro.host = host;
+            ro.port = colon ? atoi(colon + 1) : 6379;
+        }
+        ro.password = getenv("DG_REDIS_PASSWORD");
+        ro.prefix = redis_prefix;
+        ro.dedupe_ms = dedupe;
+        ro.lateness_ms = lateness;
+        st = dg_state_redis_new(&ro, rerr, sizeof rerr);
+        if (!st) {
+            dg_cmd_error("replay", "%s", rerr);
+            goto out_rejects;
+        }
+    } else {
+        st = dg_state_mem_new(dedupe, lateness);
+    }
+    dg_hmap dump;
+    r.rs = rs;
+    r.max_ts = INT64_MIN;
+    if (dump_path) {
+        dg_hmap_init(&dump);
+        r.dump = &dump;
+        dg_arena_init(&r.dump_arena, 4096);
+    }
     dg_pipeline *p = dg_pipeline_new(rs, st, batch, 0);
     double t0 = dg_now_seconds();
     int failed = 0;
@@ -304,10 +465,17 @@ int dg_cmd_replay(int argc, char **argv)
     double secs = dg_now_seconds() - t0;
     if (!quiet)
         summary(rs, p, st, &r, secs);
+    if (dump_path) {
+        if (!failed && dump_windows(&r, st, dump_path) != 0)
+            failed = 1;
+        dg_hmap_free(&dump);
+        dg_arena_free(&r.dump_arena);
+    }
     rc = failed ? 1 : 0;
     dg_pipeline_free(p);
     st->ops->destroy(st);
     free(line);
+out_rejects:
     if (r.rejects)
         fclose(r.rejects);
 out_out:

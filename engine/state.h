@@ -78,6 +78,11 @@ struct dg_state_ops {
     int (*commit)(struct dg_state *st, struct dg_item *items, size_t n);
     void (*destroy)(struct dg_state *st);
     int (*ping)(struct dg_state *st); /* NULL: always up */
+    /* A window key's raw figures as a read at at_ms would see them, without
+     * changing anything: 0 found, -1 no such key, -2 backend error.
+     * Strings are copied into arena. */
+    int (*peek)(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
+                int64_t at_ms, dg_arena *arena, struct dg_win_raw *out);
 };
 
 /* dg_state.err after a failed apply() or commit() */
@@ -133,8 +138,11 @@ typedef void (*dg_freeze_visit_fn)(void *ud, const char *scope, const char *key,
                                    const char *rule_id, const char *reason, int64_t ts,
                                    const char *event_id);
 void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud);
-/* Read a window key's raw figures without changing anything (tests,
- * `drainguard replay --dump-windows`): 0 when found. */
+/* Read a window key's raw figures without changing anything (any backend;
+ * see dg_state_ops.peek). */
+int dg_state_peek(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
+                  int64_t at_ms, dg_arena *arena, struct dg_win_raw *out);
+/* The memory backend's, kept for the tests that call it directly. */
 int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w,
                       const char *key, size_t keylen, int64_t at_ms,
                       struct dg_win_raw *out);

@@ -295,7 +295,18 @@ static void mem_destroy(struct dg_state *st)
     free(ms);
 }
 
-static const struct dg_state_ops mem_ops = {"memory", mem_apply, mem_commit, mem_destroy, NULL};
+static int mem_peek(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
+                    int64_t at_ms, dg_arena *arena, struct dg_win_raw *out)
+{
+    if (dg_state_mem_peek(st, w, key, keylen, at_ms, out) != 0)
+        return -1;
+    if (out->has_last && out->last.t == DG_T_STR)
+        out->last.u.s = dg_arena_strndup(arena, out->last.u.s, out->last.len);
+    return 0;
+}
+
+static const struct dg_state_ops mem_ops = {"memory", mem_apply, mem_commit, mem_destroy, NULL,
+                                            mem_peek};
 
 struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
 {
@@ -353,4 +364,10 @@ void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud)
 int dg_state_ping(struct dg_state *st)
 {
     return st->ops->ping ? st->ops->ping(st) : 0;
+}
+
+int dg_state_peek(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
+                  int64_t at_ms, dg_arena *arena, struct dg_win_raw *out)
+{
+    return st->ops->peek(st, w, key, keylen, at_ms, arena, out);
 }

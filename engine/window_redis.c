@@ -1,0 +1,851 @@
+/*
+ * window_redis.c - the Redis state backend; the only file that includes
+ * hiredis.h. Window keys, decided events and freezes live in Redis so that
+ * every engine instance shares them and the exchange's own tools can see
+ * the freezes.
+ *
+ * The engine computes, Redis stores. Per batch:
+ *   apply():  one pipelined read: MGET of every window key's state blob and
+ *             every event's decision record, ZMSCORE of the distinct values
+ *             the batch adds, HMGET of the freezes of every scope it
+ *             touches. Then, in the engine, the same window code the memory
+ *             backend runs (window_state.c), event after event.
+ *   commit(): one script (EVALSHA): check that no state blob this batch read
+ *             changed meanwhile (an 8-byte version in front of each blob),
+ *             then write the blobs, the distinct values, each event's
+ *             decision under its event_id, and the freezes - all or nothing.
+ * So the backends agree bit for bit by construction; a batch retried after
+ * a lost reply finds its events decided and gets the stored decisions (no
+ * double counting); and two instances racing on one key cannot both win:
+ * the loser gets DG_STATE_CONFLICT, and the pipeline reads and judges again.
+ *
+ * Keys under the prefix P (default "dg:"), docs/redis.md has the details:
+ *   P w:<state_id>:<key>   string: version (8 bytes LE) + window state
+ *   P d:<state_id>:<key>   sorted set: distinct value -> latest bucket
+ *   P e:<event_id>         string: "D" + the decision ("D" alone: none)
+ *   P freezes              hash: "<scope>|<key>" -> JSON record
+ */
+#include "state.h"
+#include "hmap.h"
+#include "window_state.h"
+#include "util.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static const char commit_script[] =
+    "local a = ARGV\n"
+    "local i = 1\n"
+    "local function nx() local v = a[i]; i = i + 1; return v end\n"
+    "local fkey = nx()\n"
+    "local nb = tonumber(nx())\n"
+    "local writes = {}\n"
+    "for _ = 1, nb do\n"
+    "  local k, ver, val, ttl = nx(), nx(), nx(), nx()\n"
+    "  if redis.call('GETRANGE', k, 0, 7) ~= ver then return {0, k} end\n"
+    "  if val ~= '' then writes[#writes + 1] = {k, val, ttl} end\n"
+    "end\n"
+    "for _, w in ipairs(writes) do redis.call('SET', w[1], w[2], 'PX', w[3]) end\n"
+    "local nz = tonumber(nx())\n"
+    "for _ = 1, nz do\n"
+    "  local k, lo, ttl, nm = nx(), nx(), nx(), tonumber(nx())\n"
+    "  for _ = 1, nm do\n"
+    "    local m, sc = nx(), nx()\n"
+    "    redis.call('ZADD', k, 'GT', sc, m)\n"
+    "  end\n"
+    "  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. lo)\n"
+    "  redis.call('PEXPIRE', k, ttl)\n"
+    "end\n"
+    "local ne = tonumber(nx())\n"
+    "for _ = 1, ne do\n"
+    "  local k, v, ttl = nx(), nx(), nx()\n"
+    "  redis.call('SET', k, v, 'PX', ttl)\n"
+    "end\n"
+    "local nf = tonumber(nx())\n"
+    "for _ = 1, nf do\n"
+    "  local f, v = nx(), nx()\n"
+    "  redis.call('HSETNX', fkey, f, v)\n"
+    "end\n"
+    "return {1}\n";
+
+/* A window key this batch reads or writes. */
+struct bentry {
+    const struct dg_window *w;
+    const char *key;       /* Redis key, in the batch arena */
+    size_t keylen;
+    const char *zkey;      /* its distinct set, or NULL */
+    size_t zlen;
+    int existed;           /* present when read */
+    unsigned char ver[8];  /* the version read */
+    int live;              /* st holds a state (read or created) */
+    int dirty;             /* st changed: write it */
+    int zdirty;            /* distinct values changed */
+    struct dg_wstate st;
+};
+
+/* A distinct value of one window key. */
+struct dentry {
+    struct bentry *b;
+    char member[17];       /* 16 hex digits of the value hash */
+    int64_t bucket;        /* latest bucket, INT64_MIN: never seen */
+    int dirty;
+};
+
+struct rstate {
+    struct dg_state base;
+    char *host, *unix_path, *user, *password, *prefix;
+    int port, db, timeout_ms;
+    redisContext *c;
+    char sha[41];
+    /* the batch between apply() and commit() */
+    dg_arena arena;
+    dg_hmap blobs;             /* Redis key -> struct bentry */
+    dg_hmap dvals;             /* zkey '\x1f' member -> struct dentry */
+    struct bentry **bl;        /* in first-touch order */
+    size_t nbl, capbl;
+    struct dentry **dl;
+    size_t ndl, capdl;
+    int batch_open;
+    dg_buf kb;
+    int32_t *seen;             /* in-batch duplicate table */
+    size_t seen_cap;
+};
+
+/* ------------------------------------------------------------------ */
+/* connection                                                         */
+
+static int fail(struct rstate *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct rstate *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[200];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->base.err = err;
+    if (r->unix_path)
+        snprintf(r->base.errstr, sizeof r->base.errstr, "redis unix:%s: %s", r->unix_path, msg);
+    else
+        snprintf(r->base.errstr, sizeof r->base.errstr, "redis %s:%d: %s", r->host, r->port, msg);
+    if (err == DG_STATE_DOWN && r->c) {
+        redisFree(r->c); /* reconnect on the next call */
+        r->c = NULL;
+    }
+    return -1;
+}
+
+static redisReply *cmd(struct rstate *r, int argc, const char **argv, const size_t *lens)
+{
+    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+    if (!rep)
+        fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
+    return rep;
+}
+
+static int connect_redis(struct rstate *r)
+{
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    redisReply *rep;
+
+    if (r->c)
+        return 0;
+    r->c = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, tv)
+                        : redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c)
+        return fail(r, DG_STATE_DOWN, "cannot allocate a connection");
+    if (r->c->err)
+        return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
+    redisSetTimeout(r->c, tv);
+    redisEnableKeepAlive(r->c);
+    if (r->password) {
+        const char *argv[3] = {"AUTH", r->user ? r->user : r->password, r->password};
+        size_t lens[3] = {4, strlen(argv[1]), strlen(r->password)};
+        rep = cmd(r, r->user ? 3 : 2, argv, lens);
+        if (!rep)
+            return -1;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            /* never echo the password; Redis's message does not contain it */
+            fail(r, DG_STATE_DOWN, "AUTH refused: %s", rep->str);
+            freeReplyObject(rep);
+            return -1;
+        }
+        freeReplyObject(rep);
+    }
+    if (r->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", r->db);
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, strlen(db)};
+        rep = cmd(r, 2, argv, lens);
+        if (!rep)
+            return -1;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            fail(r, DG_STATE_DOWN, "SELECT %d refused: %s", r->db, rep->str);
+            freeReplyObject(rep);
+            return -1;
+        }
+        freeReplyObject(rep);
+    }
+    {
+        const char *argv[3] = {"SCRIPT", "LOAD", commit_script};
+        size_t lens[3] = {6, 4, sizeof(commit_script) - 1};
+        rep = cmd(r, 3, argv, lens);
+        if (!rep)
+            return -1;
+        if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+            fail(r, DG_STATE_DOWN, "SCRIPT LOAD failed: %s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+            freeReplyObject(rep);
+            return -1;
+        }
+        memcpy(r->sha, rep->str, 40);
+        r->sha[40] = '\0';
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+static int redis_ping(struct dg_state *st)
+{
+    struct rstate *r = (struct rstate *)st;
+    const char *argv[1] = {"PING"};
+    size_t lens[1] = {4};
+    if (connect_redis(r))
+        return -1;
+    redisReply *rep = cmd(r, 1, argv, lens);
+    if (!rep)
+        return -1;
+    int ok = rep->type == REDIS_REPLY_STATUS;
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* the batch                                                          */
+
+static void batch_reset(struct rstate *r)
+{
+    for (size_t i = 0; i < r->nbl; i++)
+        dg_wstate_release(&r->bl[i]->st);
+    r->nbl = r->ndl = 0;
+    dg_hmap_free(&r->blobs);
+    dg_hmap_free(&r->dvals);
+    dg_hmap_init(&r->blobs);
+    dg_hmap_init(&r->dvals);
+    dg_arena_reset(&r->arena);
+    r->batch_open = 0;
+}
+
+static const char *pkey(struct rstate *r, const char *kind, const char *a, size_t al,
+                        const char *b, size_t bl, size_t *len)
+{
+    size_t pl = strlen(r->prefix), kl = strlen(kind);
+    char *k = dg_arena_alloc(&r->arena, pl + kl + al + 1 + bl + 1), *p = k;
+    memcpy(p, r->prefix, pl);
+    p += pl;
+    memcpy(p, kind, kl);
+    p += kl;
+    memcpy(p, a, al);
+    p += al;
+    if (b) {
+        *p++ = ':';
+        memcpy(p, b, bl);
+        p += bl;
+    }
+    *p = '\0';
+    *len = (size_t)(p - k);
+    return k;
+}
+
+static struct bentry *bentry_for(struct rstate *r, const struct dg_window *w,
+                                 const struct dg_winop *op)
+{
+    size_t len;
+    const char *k = pkey(r, "w:", w->state_id, strlen(w->state_id), op->key, op->keylen, &len);
+    struct bentry *b = dg_hmap_get(&r->blobs, k, len);
+    if (b)
+        return b;
+    b = dg_arena_alloc(&r->arena, sizeof(*b));
+    memset(b, 0, sizeof(*b));
+    b->w = w;
+    b->key = k;
+    b->keylen = len;
+    dg_wstate_init(&b->st);
+    if (w->agg->need & DG_NEED_DISTINCT)
+        b->zkey = pkey(r, "d:", w->state_id, strlen(w->state_id), op->key, op->keylen, &b->zlen);
+    dg_hmap_put(&r->blobs, k, len, b);
+    if (r->nbl == r->capbl) {
+        r->capbl = r->capbl ? r->capbl * 2 : 64;
+        r->bl = dg_xrealloc(r->bl, r->capbl * sizeof(*r->bl));
+    }
+    r->bl[r->nbl++] = b;
+    return b;
+}
+
+static struct dentry *dentry_for(struct rstate *r, struct bentry *b, uint64_t h, int create)
+{
+    char member[17];
+    snprintf(member, sizeof member, "%016llx", (unsigned long long)(h | 1));
+    r->kb.len = 0;
+    dg_buf_append(&r->kb, b->zkey, b->zlen);
+    dg_buf_putc(&r->kb, '\x1f');
+    dg_buf_append(&r->kb, member, 16);
+    struct dentry *d = dg_hmap_get(&r->dvals, r->kb.data, r->kb.len);
+    if (d || !create)
+        return d;
+    d = dg_arena_alloc(&r->arena, sizeof(*d));
+    memset(d, 0, sizeof(*d));
+    d->b = b;
+    memcpy(d->member, member, 17);
+    d->bucket = INT64_MIN;
+    dg_hmap_put(&r->dvals, r->kb.data, r->kb.len, d);
+    if (r->ndl == r->capdl) {
+        r->capdl = r->capdl ? r->capdl * 2 : 64;
+        r->dl = dg_xrealloc(r->dl, r->capdl * sizeof(*r->dl));
+    }
+    r->dl[r->ndl++] = d;
+    return d;
+}
+
+struct dstore_ctx {
+    struct rstate *r;
+    struct bentry *b;
+};
+
+static int64_t dstore_get(void *ud, uint64_t h)
+{
+    struct dstore_ctx *c = ud;
+    struct dentry *d = dentry_for(c->r, c->b, h, 0);
+    return d ? d->bucket : INT64_MIN;
+}
+
+static void dstore_set(void *ud, uint64_t h, int64_t bucket)
+{
+    struct dstore_ctx *c = ud;
+    struct dentry *d = dentry_for(c->r, c->b, h, 1);
+    d->bucket = bucket;
+    d->dirty = 1;
+    c->b->zdirty = 1;
+}
+
+/* Growing argument vectors for hiredis. */
+struct args {
+    const char **v;
+    size_t *l;
+    size_t n, cap;
+};
+
+static void arg(struct args *a, const char *s, size_t len)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 256;
+        a->v = dg_xrealloc(a->v, a->cap * sizeof(*a->v));
+        a->l = dg_xrealloc(a->l, a->cap * sizeof(*a->l));
+    }
+    a->v[a->n] = s;
+    a->l[a->n++] = len;
+}
+
+static void arg_str(struct args *a, const char *s)
+{
+    arg(a, s, strlen(s));
+}
+
+static void arg_int(struct rstate *r, struct args *a, long long v)
+{
+    char *s = dg_arena_alloc(&r->arena, 24);
+    int n = snprintf(s, 24, "%lld", v);
+    arg(a, s, (size_t)n);
+}
+
+static void args_free(struct args *a)
+{
+    free(a->v);
+    free(a->l);
+    memset(a, 0, sizeof(*a));
+}
+
+static int seen_before(struct rstate *r, const struct dg_item *items, size_t i)
+{
+    const struct dg_item *it = &items[i];
+    size_t mask = r->seen_cap - 1;
+    for (size_t j = dg_hash64(it->event_id, it->event_id_len, 7) & mask;; j = (j + 1) & mask) {
+        int32_t k = r->seen[j];
+        if (k < 0) {
+            r->seen[j] = (int32_t)i;
+            return 0;
+        }
+        if (items[k].event_id_len == it->event_id_len &&
+            !memcmp(items[k].event_id, it->event_id, it->event_id_len))
+            return 1;
+    }
+}
+
+static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg_item *items,
+                       size_t n, dg_arena *arena)
+{
+    struct rstate *r = (struct rstate *)st;
+    struct args mget = {0}, fields = {0};
+    const char **ekeys = NULL;
+    size_t *elens = NULL;
+    redisReply *rep = NULL;
+    int rc = -1;
+
+    batch_reset(r);
+    if (connect_redis(r))
+        return -1;
+
+    /* what the batch needs: window keys, distinct values, decisions,
+     * freezes */
+    ekeys = dg_xcalloc(n ? n : 1, sizeof(*ekeys));
+    elens = dg_xcalloc(n ? n : 1, sizeof(*elens));
+    arg_str(&mget, "MGET");
+    arg_str(&fields, "HMGET");
+    {
+        size_t fl;
+        const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+        arg(&fields, fk, fl);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dg_item *it = &items[i];
+        ekeys[i] = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &elens[i]);
+        for (size_t o = 0; o < it->nops; o++) {
+            const struct dg_window *w = &rs->windows[it->ops[o].win];
+            struct bentry *b = bentry_for(r, w, &it->ops[o]);
+            if (it->ops[o].add && b->zkey)
+                dentry_for(r, b, it->ops[o].vhash, 1);
+        }
+        for (int s = 0; s < DG_NSCOPES; s++) {
+            if (!it->scope_key[s])
+                continue;
+            const char *name = dg_scope_name(s);
+            /* the field is "scope|key", as the memory backend keys it */
+            char *field = dg_arena_alloc(&r->arena, strlen(name) + 1 + it->scope_len[s] + 1);
+            memcpy(field, name, strlen(name));
+            field[strlen(name)] = '|';
+            memcpy(field + strlen(name) + 1, it->scope_key[s], it->scope_len[s]);
+            arg(&fields, field, strlen(name) + 1 + it->scope_len[s]);
+        }
+    }
+    for (size_t i = 0; i < r->nbl; i++)
+        arg(&mget, r->bl[i]->key, r->bl[i]->keylen);
+    for (size_t i = 0; i < n; i++)
+        arg(&mget, ekeys[i], elens[i]);
+
+    /* one round trip: MGET, one ZMSCORE per distinct set, HMGET */
+    size_t nz = 0;
+    if (redisAppendCommandArgv(r->c, (int)mget.n, mget.v, mget.l) != REDIS_OK)
+        goto out_down;
+    for (size_t i = 0; i < r->nbl; i++) {
+        struct bentry *b = r->bl[i];
+        struct args z = {0};
+        if (!b->zkey)
+            continue;
+        arg_str(&z, "ZMSCORE");
+        arg(&z, b->zkey, b->zlen);
+        for (size_t d = 0; d < r->ndl; d++)
+            if (r->dl[d]->b == b)
+                arg(&z, r->dl[d]->member, 16);
+        if (z.n > 2) {
+            int ok = redisAppendCommandArgv(r->c, (int)z.n, z.v, z.l) == REDIS_OK;
+            nz++;
+            args_free(&z);
+            if (!ok)
+                goto out_down;
+        } else {
+            args_free(&z);
+        }
+    }
+    if (fields.n > 2 && redisAppendCommandArgv(r->c, (int)fields.n, fields.v, fields.l) != REDIS_OK)
+        goto out_down;
+
+    /* MGET: the blobs, then the decisions */
+    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+        goto out_down;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n) {
+        fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
+             rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+        goto out;
+    }
+    for (size_t i = 0; i < r->nbl; i++) {
+        struct bentry *b = r->bl[i];
+        redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (e->len < 10 || dg_wstate_decode(&b->st, e->str + 8, e->len - 8) != 0) {
+            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)b->keylen, b->key);
+            goto out;
+        }
+        memcpy(b->ver, e->str, 8);
+        b->existed = b->live = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = rep->element[r->nbl + i];
+        struct dg_item *it = &items[i];
+        it->dup = 0;
+        it->stored = NULL;
+        it->stored_len = 0;
+        if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->str[0] == 'D') {
+            it->dup = 1;
+            it->stored = dg_arena_strndup(arena, e->str + 1, e->len - 1);
+            it->stored_len = e->len - 1;
+        }
+    }
+    freeReplyObject(rep);
+    rep = NULL;
+    for (size_t i = 0, zi = 0; zi < nz && i < r->nbl; i++) {
+        struct bentry *b = r->bl[i];
+        size_t m = 0;
+        if (!b->zkey)
+            continue;
+        for (size_t d = 0; d < r->ndl; d++)
+            m += r->dl[d]->b == b;
+        if (!m)
+            continue;
+        zi++;
+        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+            goto out_down;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+            fail(r, DG_STATE_DOWN, "ZMSCORE: unexpected reply%s%s",
+                 rep->type == REDIS_REPLY_ERROR ? ": " : "", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+            goto out;
+        }
+        size_t k = 0;
+        for (size_t d = 0; d < r->ndl; d++) {
+            if (r->dl[d]->b != b)
+                continue;
+            redisReply *e = rep->element[k++];
+            if (e->type == REDIS_REPLY_STRING)
+                r->dl[d]->bucket = strtoll(e->str, NULL, 10);
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    redisReply *frep = NULL;
+    if (fields.n > 2) {
+        if (redisGetReply(r->c, (void **)&frep) != REDIS_OK)
+            goto out_down;
+        if (frep->type != REDIS_REPLY_ARRAY || frep->elements != fields.n - 2) {
+            fail(r, DG_STATE_DOWN, "HMGET: unexpected reply%s%s",
+                 frep->type == REDIS_REPLY_ERROR ? ": " : "", frep->type == REDIS_REPLY_ERROR ? frep->str : "");
+            freeReplyObject(frep);
+            goto out;
+        }
+    }
+
+    /* the events, in order, through the shared window code */
+    if (r->seen_cap < 2 * n) {
+        while (r->seen_cap < 2 * n)
+            r->seen_cap = r->seen_cap ? r->seen_cap * 2 : 64;
+        r->seen = dg_xrealloc(r->seen, r->seen_cap * sizeof(*r->seen));
+    }
+    memset(r->seen, 0xff, r->seen_cap * sizeof(*r->seen));
+    size_t fi = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct dg_item *it = &items[i];
+        size_t nf = 0;
+        for (int s = 0; s < DG_NSCOPES; s++)
+            nf += it->scope_key[s] != NULL;
+        it->frozen = 0;
+        it->late = 0;
+        if (frep)
+            for (int s = 0, k = 0; s < DG_NSCOPES; s++)
+                if (it->scope_key[s] && frep->element[fi + (size_t)k++]->type == REDIS_REPLY_STRING)
+                    it->frozen |= 1u << s;
+        fi += nf;
+        if (it->dup)
+            continue;
+        if (seen_before(r, items, i)) {
+            it->dup = 1; /* the engine copies the first copy's decision */
+            it->frozen = 0;
+            continue;
+        }
+        if (!it->decidable)
+            continue;
+        for (size_t o = 0; o < it->nops; o++) {
+            struct dg_winop *op = &it->ops[o];
+            const struct dg_window *w = &rs->windows[op->win];
+            struct bentry *b = bentry_for(r, w, op);
+            if (!b->live) {
+                if (!op->add) { /* a read of a key never written: empty */
+                    memset(&op->raw, 0, sizeof(op->raw));
+                    continue;
+                }
+                b->live = 1;
+                b->st.last_touch = it->ts;
+            }
+            struct dstore_ctx dc = {r, b};
+            struct dg_distinct_store ds = {dstore_get, dstore_set, &dc};
+            dg_wstate_touch(&b->st, w, op, it->ts, arena, &it->late, b->zkey ? &ds : NULL);
+            b->dirty = 1;
+        }
+    }
+    if (frep)
+        freeReplyObject(frep);
+    r->batch_open = 1;
+    rc = 0;
+    goto out;
+out_down:
+    fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
+out:
+    if (rep)
+        freeReplyObject(rep);
+    args_free(&mget);
+    args_free(&fields);
+    free(ekeys);
+    free(elens);
+    return rc;
+}
+
+static void now_rfc3339(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
+}
+
+static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
+{
+    struct rstate *r = (struct rstate *)st;
+    struct args a = {0};
+    dg_buf blob = {0};
+    redisReply *rep = NULL;
+    int rc = -1;
+    char at[32];
+
+    if (!r->batch_open) {
+        fail(r, DG_STATE_DOWN, "commit without apply");
+        return -1;
+    }
+    if (connect_redis(r))
+        goto out;
+    now_rfc3339(at);
+
+    arg_str(&a, "EVALSHA");
+    arg_str(&a, r->sha);
+    arg_str(&a, "0");
+    {
+        size_t fl;
+        const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+        arg(&a, fk, fl);
+    }
+    /* every window key read: its version must be unchanged; the ones
+     * changed are written with the next version */
+    arg_int(r, &a, (long long)r->nbl);
+    for (size_t i = 0; i < r->nbl; i++) {
+        struct bentry *b = r->bl[i];
+        arg(&a, b->key, b->keylen);
+        arg(&a, (const char *)b->ver, b->existed ? 8 : 0);
+        if (b->dirty) {
+            uint64_t v = 0;
+            for (int k = 0; k < 8; k++)
+                v |= (uint64_t)b->ver[k] << (8 * k);
+            v = b->existed ? v + 1 : 1;
+            blob.len = 0;
+            for (int k = 0; k < 8; k++)
+                dg_buf_putc(&blob, (char)(v >> (8 * k)));
+            dg_wstate_encode(&b->st, &blob);
+            char *copy = dg_arena_alloc(&r->arena, blob.len);
+            memcpy(copy, blob.data, blob.len);
+            arg(&a, copy, blob.len);
+        } else {
+            arg(&a, "", 0);
+        }
+        arg_int(r, &a, (long long)(b->w->over_ms + b->w->step_ms + r->base.lateness_ms));
+    }
+    /* distinct values */
+    size_t nz = 0;
+    for (size_t i = 0; i < r->nbl; i++)
+        nz += r->bl[i]->zdirty;
+    arg_int(r, &a, (long long)nz);
+    for (size_t i = 0; i < r->nbl; i++) {
+        struct bentry *b = r->bl[i];
+        size_t m = 0;
+        if (!b->zdirty)
+            continue;
+        for (size_t d = 0; d < r->ndl; d++)
+            m += r->dl[d]->b == b && r->dl[d]->dirty;
+        arg(&a, b->zkey, b->zlen);
+        arg_int(r, &a, (long long)dg_wstate_low(&b->st, b->w));
+        arg_int(r, &a, (long long)(b->w->over_ms + b->w->step_ms + r->base.lateness_ms));
+        arg_int(r, &a, (long long)m);
+        for (size_t d = 0; d < r->ndl; d++) {
+            struct dentry *e = r->dl[d];
+            if (e->b != b || !e->dirty)
+                continue;
+            arg(&a, e->member, 16);
+            arg_int(r, &a, (long long)e->bucket);
+        }
+    }
+    /* decisions */
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++)
+        ne += !items[i].dup;
+    arg_int(r, &a, (long long)ne);
+    for (size_t i = 0; i < n; i++) {
+        struct dg_item *it = &items[i];
+        if (it->dup)
+            continue;
+        size_t kl;
+        const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
+        char *v = dg_arena_alloc(&r->arena, it->decision_len + 1);
+        v[0] = 'D';
+        memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
+        arg(&a, k, kl);
+        arg(&a, v, it->decision_len + 1);
+        arg_int(r, &a, (long long)r->base.dedupe_ms);
+    }
+    /* freezes: the first one of a scope stands */
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int s = 0; s < DG_NSCOPES; s++)
+            nf += !items[i].dup && (items[i].freeze & (1u << s)) && items[i].scope_key[s];
+    arg_int(r, &a, (long long)nf);
+    for (size_t i = 0; i < n; i++) {
+        struct dg_item *it = &items[i];
+        for (int s = 0; s < DG_NSCOPES && !it->dup; s++) {
+            if (!(it->freeze & (1u << s)) || !it->scope_key[s])
+                continue;
+            const char *name = dg_scope_name(s);
+            dg_buf f = {0}, j = {0};
+            dg_buf_printf(&f, "%s|%.*s", name, (int)it->scope_len[s], it->scope_key[s]);
+            dg_buf_printf(&j, "{\"scope\":\"%s\",\"key\":", name);
+            dg_buf_json_str(&j, it->scope_key[s], it->scope_len[s]);
+            dg_buf_puts(&j, ",\"rule\":");
+            const char *rid = it->freeze_info.rule_id ? it->freeze_info.rule_id : "";
+            const char *why = it->freeze_info.reason ? it->freeze_info.reason : "";
+            dg_buf_json_str(&j, rid, strlen(rid));
+            dg_buf_puts(&j, ",\"reason\":");
+            dg_buf_json_str(&j, why, strlen(why));
+            dg_buf_printf(&j, ",\"ts\":%lld,\"event_id\":", (long long)it->ts);
+            dg_buf_json_str(&j, it->event_id, it->event_id_len);
+            dg_buf_printf(&j, ",\"at\":\"%s\",\"by\":\"engine\"}", at);
+            arg(&a, dg_arena_strndup(&r->arena, f.data, f.len), f.len);
+            arg(&a, dg_arena_strndup(&r->arena, j.data, j.len), j.len);
+            dg_buf_free(&f);
+            dg_buf_free(&j);
+        }
+    }
+
+    rep = cmd(r, (int)a.n, a.v, a.l);
+    if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
+        /* Redis restarted (or flushed its scripts) since we connected */
+        freeReplyObject(rep);
+        rep = NULL;
+        redisFree(r->c);
+        r->c = NULL;
+        if (connect_redis(r))
+            goto out;
+        a.v[1] = r->sha;
+        rep = cmd(r, (int)a.n, a.v, a.l);
+    }
+    if (!rep)
+        goto out;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        fail(r, DG_STATE_DOWN, "commit script: %s", rep->str);
+        goto out;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER) {
+        fail(r, DG_STATE_DOWN, "commit script: unexpected reply");
+        goto out;
+    }
+    if (rep->element[0]->integer != 1) {
+        const char *k = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
+                            ? rep->element[1]->str : "?";
+        fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", k);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rep)
+        freeReplyObject(rep);
+    args_free(&a);
+    dg_buf_free(&blob);
+    batch_reset(r);
+    return rc;
+}
+
+static int redis_peek(struct dg_state *st, const struct dg_window *w, const char *key,
+                      size_t keylen, int64_t at_ms, dg_arena *arena, struct dg_win_raw *out)
+{
+    struct rstate *r = (struct rstate *)st;
+    size_t kl;
+    struct dg_wstate ws;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (connect_redis(r))
+        return -2;
+    const char *k = pkey(r, "w:", w->state_id, strlen(w->state_id), key, keylen, &kl);
+    const char *argv[2] = {"GET", k};
+    size_t lens[2] = {3, kl};
+    redisReply *rep = cmd(r, 2, argv, lens);
+    dg_arena_reset(&r->arena);
+    if (!rep)
+        return -2;
+    if (rep->type == REDIS_REPLY_STRING && rep->len >= 10 &&
+        dg_wstate_decode(&ws, rep->str + 8, rep->len - 8) == 0) {
+        dg_wstate_peek(&ws, w, at_ms, out);
+        if (out->has_last && out->last.t == DG_T_STR)
+            out->last.u.s = dg_arena_strndup(arena, out->last.u.s, out->last.len);
+        dg_wstate_release(&ws);
+        rc = 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static void redis_destroy(struct dg_state *st)
+{
+    struct rstate *r = (struct rstate *)st;
+    batch_reset(r);
+    dg_hmap_free(&r->blobs);
+    dg_hmap_free(&r->dvals);
+    dg_arena_free(&r->arena);
+    if (r->c)
+        redisFree(r->c);
+    free(r->bl);
+    free(r->dl);
+    free(r->seen);
+    dg_buf_free(&r->kb);
+    free(r->host);
+    free(r->unix_path);
+    free(r->user);
+    free(r->password);
+    free(r->prefix);
+    free(r);
+}
+
+static const struct dg_state_ops redis_ops = {"redis", redis_apply, redis_commit, redis_destroy,
+                                              redis_ping, redis_peek};
+
+struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, size_t errsz)
+{
+    struct rstate *r = dg_xcalloc(1, sizeof(*r));
+    r->base.ops = &redis_ops;
+    r->base.dedupe_ms = o->dedupe_ms > 0 ? o->dedupe_ms : 24LL * 3600 * 1000;
+    r->base.lateness_ms = o->lateness_ms > 0 ? o->lateness_ms : 3600LL * 1000;
+    r->host = dg_xstrdup(o->host && *o->host ? o->host : "127.0.0.1");
+    r->port = o->port > 0 ? o->port : 6379;
+    r->unix_path = o->unix_path && *o->unix_path ? dg_xstrdup(o->unix_path) : NULL;
+    r->user = o->user && *o->user ? dg_xstrdup(o->user) : NULL;
+    r->password = o->password && *o->password ? dg_xstrdup(o->password) : NULL;
+    r->prefix = dg_xstrdup(o->prefix ? o->prefix : "dg:");
+    r->db = o->db;
+    r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+    dg_arena_init(&r->arena, 64 * 1024);
+    dg_hmap_init(&r->blobs);
+    dg_hmap_init(&r->dvals);
+    if (connect_redis(r) != 0) {
+        snprintf(err, errsz, "%s", r->base.errstr);
+        redis_destroy(&r->base);
+        return NULL;
+    }
+    return &r->base;
+}
