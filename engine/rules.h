@@ -87,6 +87,8 @@ struct dg_window {
                             prefix, so state survives a reload of an
                             unchanged window and never mixes with a changed one */
     uint64_t state_hash; /* dg_hash64 of state_id, for in-process maps */
+    uint64_t keyset_hash;/* windows with equal ones are keyed by the same
+                            fields: a backend may store them together */
     struct dg_srcpos pos;
     uint32_t on_mask;    /* DG_EV_BIT()s */
     dg_expr *filter;     /* NULL: every event of those types */

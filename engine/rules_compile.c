@@ -624,16 +624,32 @@ static void compile_lists(struct cctx *c, const struct dg_ynode *m, const char *
     }
 }
 
-static void window_state_id(struct dg_window *w, const struct dg_ynode *def)
+static const char *ref_name(const struct dg_ruleset *rs, const struct dg_ref *r)
 {
-    dg_buf b = {0};
+    if (r->kind == DG_REF_EXTRA)
+        return rs->extra[r->index];
+    if (r->kind == DG_REF_FIELD)
+        return dg_fields[r->index].name;
+    return "";
+}
+
+/* The window's identity in a backend: its name and a digest of everything
+ * that shapes its state, with fields by name (event.* indexes differ from
+ * one rule set to the next). An unchanged window keeps its state across a
+ * reload; a changed one starts afresh. */
+static void window_state_id(struct cctx *c, struct dg_window *w, const struct dg_ynode *def)
+{
+    dg_buf b = {0}, ks = {0};
     char hex[33];
     const struct dg_ynode *wh = get(def, "when");
 
-    dg_buf_printf(&b, "%u|%s|", w->on_mask, wh && wh->kind == DG_Y_SCALAR ? wh->text : "");
     for (int k = 0; k < w->nkeys; k++)
-        dg_buf_printf(&b, "%d:%d,", w->keys[k].kind, w->keys[k].index);
-    dg_buf_printf(&b, "|%s|%d:%d|%lld|%lld", w->agg->name, w->field.kind, w->field.index,
+        dg_buf_printf(&ks, "%s%s,", w->keys[k].kind == DG_REF_EXTRA ? "event." : "",
+                      ref_name(c->rs, &w->keys[k]));
+    w->keyset_hash = dg_hash64(ks.data, ks.len, 0x6b6579);
+    dg_buf_printf(&b, "%u|%s|%s|%s|%s%s|%lld|%lld", w->on_mask,
+                  wh && wh->kind == DG_Y_SCALAR ? wh->text : "", ks.data, w->agg->name,
+                  w->field.kind == DG_REF_EXTRA ? "event." : "", ref_name(c->rs, &w->field),
                   (long long)w->over_ms, (long long)w->step_ms);
     dg_hash128_hex(b.data, b.len, hex);
     hex[12] = '\0';
@@ -641,6 +657,7 @@ static void window_state_id(struct dg_window *w, const struct dg_ynode *def)
     dg_buf_printf(&b, "%s:%s", w->name, hex);
     w->state_id = b.data;
     w->state_hash = dg_hash64(b.data, b.len, 0);
+    dg_buf_free(&ks);
 }
 
 /* key: a field name or a list of them; event.NAME allowed */
@@ -825,7 +842,7 @@ static void compile_window(struct cctx *c, const struct dg_ynode *k, const struc
         if (!w->filter)
             return;
     }
-    window_state_id(w, def);
+    window_state_id(c, w, def);
 }
 
 /* A reason: literal text with {expression} placeholders; {{ and }} are

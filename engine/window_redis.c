@@ -5,7 +5,7 @@
  * the freezes.
  *
  * The engine computes, Redis stores. Per batch:
- *   apply():  one pipelined read: MGET of every window key's state blob and
+ *   apply():  one pipelined read: MGET of every key's state blob and
  *             every event's decision record, ZMSCORE of the distinct values
  *             the batch adds, HMGET of the freezes of every scope it
  *             touches. Then, in the engine, the same window code the memory
@@ -20,7 +20,8 @@
  * the loser gets DG_STATE_CONFLICT, and the pipeline reads and judges again.
  *
  * Keys under the prefix P (default "dg:"), docs/redis.md has the details:
- *   P w:<state_id>:<key>   string: version (8 bytes LE) + window state
+ *   P g:<keyset>:<key>     string: version (8 bytes LE) + the state of every
+ *                          window keyed by the same fields, one section each
  *   P d:<state_id>:<key>   sorted set: distinct value -> latest bucket
  *   P e:<event_id>         string: "D" + the decision ("D" alone: none)
  *   P freezes              hash: "<scope>|<key>" -> JSON record
@@ -72,27 +73,47 @@ static const char commit_script[] =
     "end\n"
     "return {1}\n";
 
-/* A window key this batch reads or writes. */
-struct bentry {
-    const struct dg_window *w;
-    const char *key;       /* Redis key, in the batch arena */
-    size_t keylen;
-    const char *zkey;      /* its distinct set, or NULL */
-    size_t zlen;
-    int existed;           /* present when read */
-    unsigned char ver[8];  /* the version read */
-    int live;              /* st holds a state (read or created) */
-    int dirty;             /* st changed: write it */
-    int zdirty;            /* distinct values changed */
+/* One window's state inside a key's blob. */
+struct section {
+    const struct dg_window *w; /* NULL: a window this rule set lacks, kept as is */
+    uint64_t state_hash;
+    const char *raw;           /* its bytes, when w is NULL */
+    size_t rawlen;
+    int live;                  /* st holds a state (read or created) */
     struct dg_wstate st;
+    struct zset *z;            /* its distinct set, or NULL */
+};
+
+/* A key (one value of some key fields) this batch reads or writes: the
+ * windows keyed by those fields share one Redis string. */
+struct gentry {
+    const char *key;           /* Redis key, in the batch arena */
+    size_t keylen;
+    int existed;               /* present when read */
+    unsigned char ver[8];      /* the version read */
+    int dirty;                 /* a section changed: write it */
+    struct section *sec;
+    size_t nsec, capsec;
+};
+
+/* The distinct values of one window key: a sorted set. */
+struct zset {
+    const char *key;
+    size_t len;
+    int dirty;                 /* values changed: write them */
+    int64_t lo;                /* lowest live bucket after the batch */
+    int64_t ttl;
+    size_t nmembers;           /* values this batch looks up */
+    struct dentry *first, *last; /* those values, in lookup order */
 };
 
 /* A distinct value of one window key. */
 struct dentry {
-    struct bentry *b;
-    char member[17];       /* 16 hex digits of the value hash */
-    int64_t bucket;        /* latest bucket, INT64_MIN: never seen */
+    struct zset *z;
+    char member[17];           /* 16 hex digits of the value hash */
+    int64_t bucket;            /* latest bucket, INT64_MIN: never seen */
     int dirty;
+    struct dentry *next;       /* in its set's list */
 };
 
 struct rstate {
@@ -103,10 +124,13 @@ struct rstate {
     char sha[41];
     /* the batch between apply() and commit() */
     dg_arena arena;
-    dg_hmap blobs;             /* Redis key -> struct bentry */
+    dg_hmap blobs;             /* Redis key -> struct gentry */
     dg_hmap dvals;             /* zkey '\x1f' member -> struct dentry */
-    struct bentry **bl;        /* in first-touch order */
+    dg_hmap zsets;             /* zkey -> struct zset */
+    struct gentry **bl;        /* in first-touch order */
     size_t nbl, capbl;
+    struct zset **zl;
+    size_t nzl, capzl;
     struct dentry **dl;
     size_t ndl, capdl;
     int batch_open;
@@ -230,13 +254,18 @@ static int redis_ping(struct dg_state *st)
 
 static void batch_reset(struct rstate *r)
 {
-    for (size_t i = 0; i < r->nbl; i++)
-        dg_wstate_release(&r->bl[i]->st);
-    r->nbl = r->ndl = 0;
+    for (size_t i = 0; i < r->nbl; i++) {
+        for (size_t k = 0; k < r->bl[i]->nsec; k++)
+            dg_wstate_release(&r->bl[i]->sec[k].st);
+        free(r->bl[i]->sec);
+    }
+    r->nbl = r->ndl = r->nzl = 0;
     dg_hmap_free(&r->blobs);
     dg_hmap_free(&r->dvals);
+    dg_hmap_free(&r->zsets);
     dg_hmap_init(&r->blobs);
     dg_hmap_init(&r->dvals);
+    dg_hmap_init(&r->zsets);
     dg_arena_reset(&r->arena);
     r->batch_open = 0;
 }
@@ -262,37 +291,168 @@ static const char *pkey(struct rstate *r, const char *kind, const char *a, size_
     return k;
 }
 
-static struct bentry *bentry_for(struct rstate *r, const struct dg_window *w,
+static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
                                  const struct dg_winop *op)
 {
+    char ks[17];
     size_t len;
-    const char *k = pkey(r, "w:", w->state_id, strlen(w->state_id), op->key, op->keylen, &len);
-    struct bentry *b = dg_hmap_get(&r->blobs, k, len);
-    if (b)
-        return b;
-    b = dg_arena_alloc(&r->arena, sizeof(*b));
-    memset(b, 0, sizeof(*b));
-    b->w = w;
-    b->key = k;
-    b->keylen = len;
-    dg_wstate_init(&b->st);
-    if (w->agg->need & DG_NEED_DISTINCT)
-        b->zkey = pkey(r, "d:", w->state_id, strlen(w->state_id), op->key, op->keylen, &b->zlen);
-    dg_hmap_put(&r->blobs, k, len, b);
+    snprintf(ks, sizeof ks, "%016llx", (unsigned long long)w->keyset_hash);
+    const char *k = pkey(r, "g:", ks, 16, op->key, op->keylen, &len);
+    struct gentry *g = dg_hmap_get(&r->blobs, k, len);
+    if (g)
+        return g;
+    g = dg_arena_alloc(&r->arena, sizeof(*g));
+    memset(g, 0, sizeof(*g));
+    g->key = k;
+    g->keylen = len;
+    dg_hmap_put(&r->blobs, k, len, g);
     if (r->nbl == r->capbl) {
         r->capbl = r->capbl ? r->capbl * 2 : 64;
         r->bl = dg_xrealloc(r->bl, r->capbl * sizeof(*r->bl));
     }
-    r->bl[r->nbl++] = b;
-    return b;
+    r->bl[r->nbl++] = g;
+    return g;
 }
 
-static struct dentry *dentry_for(struct rstate *r, struct bentry *b, uint64_t h, int create)
+static struct section *section_add(struct gentry *g, uint64_t state_hash)
 {
+    if (g->nsec == g->capsec) {
+        g->capsec = g->capsec ? g->capsec * 2 : 4;
+        g->sec = dg_xrealloc(g->sec, g->capsec * sizeof(*g->sec));
+    }
+    struct section *s = &g->sec[g->nsec++];
+    memset(s, 0, sizeof(*s));
+    s->state_hash = state_hash;
+    dg_wstate_init(&s->st);
+    return s;
+}
+
+/* The section of window w in key op->key (created empty when missing). */
+static struct section *section_for(struct rstate *r, const struct dg_window *w,
+                                   const struct dg_winop *op)
+{
+    struct gentry *g = gentry_for(r, w, op);
+    for (size_t i = 0; i < g->nsec; i++)
+        if (g->sec[i].state_hash == w->state_hash)
+            return &g->sec[i];
+    struct section *s = section_add(g, w->state_hash);
+    s->w = w;
+    return s;
+}
+
+static struct zset *zset_for(struct rstate *r, const struct dg_window *w, const struct dg_winop *op)
+{
+    size_t len;
+    const char *k = pkey(r, "d:", w->state_id, strlen(w->state_id), op->key, op->keylen, &len);
+    struct zset *z = dg_hmap_get(&r->zsets, k, len);
+    if (z)
+        return z;
+    z = dg_arena_alloc(&r->arena, sizeof(*z));
+    memset(z, 0, sizeof(*z));
+    z->key = k;
+    z->len = len;
+    z->ttl = w->over_ms + w->step_ms + r->base.lateness_ms;
+    dg_hmap_put(&r->zsets, k, len, z);
+    if (r->nzl == r->capzl) {
+        r->capzl = r->capzl ? r->capzl * 2 : 64;
+        r->zl = dg_xrealloc(r->zl, r->capzl * sizeof(*r->zl));
+    }
+    r->zl[r->nzl++] = z;
+    return z;
+}
+
+/* Blob: version (8) | count (4) | count x [state hash (8) | length (4) | state] */
+static int decode_blob(struct rstate *r, const struct dg_ruleset *rs, struct gentry *g,
+                       const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    uint32_t n = 0;
+
+    if (len < 12)
+        return -1;
+    memcpy(g->ver, p, 8);
+    p += 8;
+    for (int i = 0; i < 4; i++)
+        n |= (uint32_t)p[i] << (8 * i);
+    p += 4;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t h = 0;
+        uint32_t l = 0;
+        if (end - p < 12)
+            return -1;
+        for (int k = 0; k < 8; k++)
+            h |= (uint64_t)p[k] << (8 * k);
+        for (int k = 0; k < 4; k++)
+            l |= (uint32_t)p[8 + k] << (8 * k);
+        p += 12;
+        if ((size_t)(end - p) < l)
+            return -1;
+        const struct dg_window *w = NULL;
+        for (size_t k = 0; k < rs->nwindows && !w; k++)
+            if (rs->windows[k].state_hash == h)
+                w = &rs->windows[k];
+        struct section *s = section_add(g, h);
+        if (w) {
+            s->w = w;
+            if (dg_wstate_decode(&s->st, (const char *)p, l) != 0)
+                return -1;
+            s->live = 1;
+        } else {
+            s->raw = dg_arena_strndup(&r->arena, (const char *)p, l);
+            s->rawlen = l;
+        }
+        p += l;
+    }
+    return p == end ? 0 : -1;
+}
+
+static void encode_blob(const struct gentry *g, uint64_t version, dg_buf *out)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < g->nsec; i++)
+        n += g->sec[i].w ? g->sec[i].live : 1;
+    for (int k = 0; k < 8; k++)
+        dg_buf_putc(out, (char)(version >> (8 * k)));
+    for (int k = 0; k < 4; k++)
+        dg_buf_putc(out, (char)(n >> (8 * k)));
+    for (size_t i = 0; i < g->nsec; i++) {
+        const struct section *s = &g->sec[i];
+        if (s->w && !s->live)
+            continue;
+        for (int k = 0; k < 8; k++)
+            dg_buf_putc(out, (char)(s->state_hash >> (8 * k)));
+        size_t at = out->len;
+        dg_buf_append(out, "\0\0\0\0", 4);
+        if (s->w)
+            dg_wstate_encode(&s->st, out);
+        else
+            dg_buf_append(out, s->raw, s->rawlen);
+        uint32_t l = (uint32_t)(out->len - at - 4);
+        for (int k = 0; k < 4; k++)
+            out->data[at + k] = (char)(l >> (8 * k));
+    }
+}
+
+/* How long a key lives idle: the longest of its windows. */
+static int64_t gentry_ttl(const struct rstate *r, const struct gentry *g)
+{
+    int64_t ttl = 0;
+    for (size_t i = 0; i < g->nsec; i++)
+        if (g->sec[i].w && g->sec[i].w->over_ms + g->sec[i].w->step_ms > ttl)
+            ttl = g->sec[i].w->over_ms + g->sec[i].w->step_ms;
+    return ttl + r->base.lateness_ms;
+}
+
+static struct dentry *dentry_for(struct rstate *r, struct zset *z, uint64_t h, int create)
+{
+    static const char hex[] = "0123456789abcdef";
     char member[17];
-    snprintf(member, sizeof member, "%016llx", (unsigned long long)(h | 1));
+    uint64_t v = h | 1;
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        member[i] = hex[v & 15];
+    member[16] = '\0';
     r->kb.len = 0;
-    dg_buf_append(&r->kb, b->zkey, b->zlen);
+    dg_buf_append(&r->kb, z->key, z->len);
     dg_buf_putc(&r->kb, '\x1f');
     dg_buf_append(&r->kb, member, 16);
     struct dentry *d = dg_hmap_get(&r->dvals, r->kb.data, r->kb.len);
@@ -300,7 +460,7 @@ static struct dentry *dentry_for(struct rstate *r, struct bentry *b, uint64_t h,
         return d;
     d = dg_arena_alloc(&r->arena, sizeof(*d));
     memset(d, 0, sizeof(*d));
-    d->b = b;
+    d->z = z;
     memcpy(d->member, member, 17);
     d->bucket = INT64_MIN;
     dg_hmap_put(&r->dvals, r->kb.data, r->kb.len, d);
@@ -309,28 +469,34 @@ static struct dentry *dentry_for(struct rstate *r, struct bentry *b, uint64_t h,
         r->dl = dg_xrealloc(r->dl, r->capdl * sizeof(*r->dl));
     }
     r->dl[r->ndl++] = d;
+    z->nmembers++;
+    if (z->last)
+        z->last->next = d;
+    else
+        z->first = d;
+    z->last = d;
     return d;
 }
 
 struct dstore_ctx {
     struct rstate *r;
-    struct bentry *b;
+    struct zset *z;
 };
 
 static int64_t dstore_get(void *ud, uint64_t h)
 {
     struct dstore_ctx *c = ud;
-    struct dentry *d = dentry_for(c->r, c->b, h, 0);
+    struct dentry *d = dentry_for(c->r, c->z, h, 0);
     return d ? d->bucket : INT64_MIN;
 }
 
 static void dstore_set(void *ud, uint64_t h, int64_t bucket)
 {
     struct dstore_ctx *c = ud;
-    struct dentry *d = dentry_for(c->r, c->b, h, 1);
+    struct dentry *d = dentry_for(c->r, c->z, h, 1);
     d->bucket = bucket;
     d->dirty = 1;
-    c->b->zdirty = 1;
+    c->z->dirty = 1;
 }
 
 /* Growing argument vectors for hiredis. */
@@ -358,9 +524,17 @@ static void arg_str(struct args *a, const char *s)
 
 static void arg_int(struct rstate *r, struct args *a, long long v)
 {
-    char *s = dg_arena_alloc(&r->arena, 24);
-    int n = snprintf(s, 24, "%lld", v);
-    arg(a, s, (size_t)n);
+    char tmp[24], *s = dg_arena_alloc(&r->arena, 24);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = 0, k = 0;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        s[k++] = '-';
+    while (n)
+        s[k++] = tmp[--n];
+    arg(a, s, (size_t)k);
 }
 
 static void args_free(struct args *a)
@@ -393,15 +567,14 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     struct args mget = {0}, fields = {0};
     const char **ekeys = NULL;
     size_t *elens = NULL;
-    redisReply *rep = NULL;
+    redisReply *rep = NULL, *frep = NULL;
     int rc = -1;
 
     batch_reset(r);
     if (connect_redis(r))
         return -1;
 
-    /* what the batch needs: window keys, distinct values, decisions,
-     * freezes */
+    /* what the batch needs: keys, distinct values, decisions, freezes */
     ekeys = dg_xcalloc(n ? n : 1, sizeof(*ekeys));
     elens = dg_xcalloc(n ? n : 1, sizeof(*elens));
     arg_str(&mget, "MGET");
@@ -416,20 +589,21 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         ekeys[i] = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &elens[i]);
         for (size_t o = 0; o < it->nops; o++) {
             const struct dg_window *w = &rs->windows[it->ops[o].win];
-            struct bentry *b = bentry_for(r, w, &it->ops[o]);
-            if (it->ops[o].add && b->zkey)
-                dentry_for(r, b, it->ops[o].vhash, 1);
+            gentry_for(r, w, &it->ops[o]);
+            if (it->ops[o].add && (w->agg->need & DG_NEED_DISTINCT))
+                dentry_for(r, zset_for(r, w, &it->ops[o]), it->ops[o].vhash, 1);
         }
-        for (int s = 0; s < DG_NSCOPES; s++) {
-            if (!it->scope_key[s])
+        for (int sc = 0; sc < DG_NSCOPES; sc++) {
+            if (!it->scope_key[sc])
                 continue;
-            const char *name = dg_scope_name(s);
             /* the field is "scope|key", as the memory backend keys it */
-            char *field = dg_arena_alloc(&r->arena, strlen(name) + 1 + it->scope_len[s] + 1);
-            memcpy(field, name, strlen(name));
-            field[strlen(name)] = '|';
-            memcpy(field + strlen(name) + 1, it->scope_key[s], it->scope_len[s]);
-            arg(&fields, field, strlen(name) + 1 + it->scope_len[s]);
+            const char *name = dg_scope_name(sc);
+            size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
+            char *field = dg_arena_alloc(&r->arena, fl + 1);
+            memcpy(field, name, nl);
+            field[nl] = '|';
+            memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
+            arg(&fields, field, fl);
         }
     }
     for (size_t i = 0; i < r->nbl; i++)
@@ -438,28 +612,19 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         arg(&mget, ekeys[i], elens[i]);
 
     /* one round trip: MGET, one ZMSCORE per distinct set, HMGET */
-    size_t nz = 0;
     if (redisAppendCommandArgv(r->c, (int)mget.n, mget.v, mget.l) != REDIS_OK)
         goto out_down;
-    for (size_t i = 0; i < r->nbl; i++) {
-        struct bentry *b = r->bl[i];
-        struct args z = {0};
-        if (!b->zkey)
-            continue;
-        arg_str(&z, "ZMSCORE");
-        arg(&z, b->zkey, b->zlen);
-        for (size_t d = 0; d < r->ndl; d++)
-            if (r->dl[d]->b == b)
-                arg(&z, r->dl[d]->member, 16);
-        if (z.n > 2) {
-            int ok = redisAppendCommandArgv(r->c, (int)z.n, z.v, z.l) == REDIS_OK;
-            nz++;
-            args_free(&z);
-            if (!ok)
-                goto out_down;
-        } else {
-            args_free(&z);
-        }
+    for (size_t zi = 0; zi < r->nzl; zi++) {
+        struct zset *z = r->zl[zi];
+        struct args za = {0};
+        arg_str(&za, "ZMSCORE");
+        arg(&za, z->key, z->len);
+        for (struct dentry *d = z->first; d; d = d->next)
+            arg(&za, d->member, 16);
+        int ok = redisAppendCommandArgv(r->c, (int)za.n, za.v, za.l) == REDIS_OK;
+        args_free(&za);
+        if (!ok)
+            goto out_down;
     }
     if (fields.n > 2 && redisAppendCommandArgv(r->c, (int)fields.n, fields.v, fields.l) != REDIS_OK)
         goto out_down;
@@ -473,16 +638,15 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         goto out;
     }
     for (size_t i = 0; i < r->nbl; i++) {
-        struct bentry *b = r->bl[i];
+        struct gentry *g = r->bl[i];
         redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
-        if (e->len < 10 || dg_wstate_decode(&b->st, e->str + 8, e->len - 8) != 0) {
-            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)b->keylen, b->key);
+        if (decode_blob(r, rs, g, e->str, e->len) != 0) {
+            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)g->keylen, g->key);
             goto out;
         }
-        memcpy(b->ver, e->str, 8);
-        b->existed = b->live = 1;
+        g->existed = 1;
     }
     for (size_t i = 0; i < n; i++) {
         redisReply *e = rep->element[r->nbl + i];
@@ -498,42 +662,30 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     }
     freeReplyObject(rep);
     rep = NULL;
-    for (size_t i = 0, zi = 0; zi < nz && i < r->nbl; i++) {
-        struct bentry *b = r->bl[i];
-        size_t m = 0;
-        if (!b->zkey)
-            continue;
-        for (size_t d = 0; d < r->ndl; d++)
-            m += r->dl[d]->b == b;
-        if (!m)
-            continue;
-        zi++;
+    for (size_t zi = 0; zi < r->nzl; zi++) {
+        struct zset *z = r->zl[zi];
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
             goto out_down;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != z->nmembers) {
             fail(r, DG_STATE_DOWN, "ZMSCORE: unexpected reply%s%s",
                  rep->type == REDIS_REPLY_ERROR ? ": " : "", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
             goto out;
         }
         size_t k = 0;
-        for (size_t d = 0; d < r->ndl; d++) {
-            if (r->dl[d]->b != b)
-                continue;
+        for (struct dentry *d = z->first; d; d = d->next) {
             redisReply *e = rep->element[k++];
             if (e->type == REDIS_REPLY_STRING)
-                r->dl[d]->bucket = strtoll(e->str, NULL, 10);
+                d->bucket = strtoll(e->str, NULL, 10);
         }
         freeReplyObject(rep);
         rep = NULL;
     }
-    redisReply *frep = NULL;
     if (fields.n > 2) {
         if (redisGetReply(r->c, (void **)&frep) != REDIS_OK)
             goto out_down;
         if (frep->type != REDIS_REPLY_ARRAY || frep->elements != fields.n - 2) {
             fail(r, DG_STATE_DOWN, "HMGET: unexpected reply%s%s",
                  frep->type == REDIS_REPLY_ERROR ? ": " : "", frep->type == REDIS_REPLY_ERROR ? frep->str : "");
-            freeReplyObject(frep);
             goto out;
         }
     }
@@ -549,14 +701,14 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         size_t nf = 0;
-        for (int s = 0; s < DG_NSCOPES; s++)
-            nf += it->scope_key[s] != NULL;
+        for (int sc = 0; sc < DG_NSCOPES; sc++)
+            nf += it->scope_key[sc] != NULL;
         it->frozen = 0;
         it->late = 0;
         if (frep)
-            for (int s = 0, k = 0; s < DG_NSCOPES; s++)
-                if (it->scope_key[s] && frep->element[fi + (size_t)k++]->type == REDIS_REPLY_STRING)
-                    it->frozen |= 1u << s;
+            for (int sc = 0, k = 0; sc < DG_NSCOPES; sc++)
+                if (it->scope_key[sc] && frep->element[fi + (size_t)k++]->type == REDIS_REPLY_STRING)
+                    it->frozen |= 1u << sc;
         fi += nf;
         if (it->dup)
             continue;
@@ -570,23 +722,31 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            struct bentry *b = bentry_for(r, w, op);
-            if (!b->live) {
+            struct gentry *g = gentry_for(r, w, op);
+            struct section *sec = section_for(r, w, op);
+            if (!sec->live) {
                 if (!op->add) { /* a read of a key never written: empty */
                     memset(&op->raw, 0, sizeof(op->raw));
                     continue;
                 }
-                b->live = 1;
-                b->st.last_touch = it->ts;
+                sec->live = 1;
+                sec->st.last_touch = it->ts;
             }
-            struct dstore_ctx dc = {r, b};
+            struct dstore_ctx dc = {r, NULL};
             struct dg_distinct_store ds = {dstore_get, dstore_set, &dc};
-            dg_wstate_touch(&b->st, w, op, it->ts, arena, &it->late, b->zkey ? &ds : NULL);
-            b->dirty = 1;
+            if (w->agg->need & DG_NEED_DISTINCT)
+                dc.z = sec->z = zset_for(r, w, op);
+            dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, dc.z ? &ds : NULL);
+            g->dirty = 1;
         }
     }
-    if (frep)
-        freeReplyObject(frep);
+    /* where each distinct set's window now starts: values below are stale */
+    for (size_t i = 0; i < r->nbl; i++)
+        for (size_t k = 0; k < r->bl[i]->nsec; k++) {
+            struct section *sec = &r->bl[i]->sec[k];
+            if (sec->z && sec->w)
+                sec->z->lo = dg_wstate_low(&sec->st, sec->w);
+        }
     r->batch_open = 1;
     rc = 0;
     goto out;
@@ -595,6 +755,8 @@ out_down:
 out:
     if (rep)
         freeReplyObject(rep);
+    if (frep)
+        freeReplyObject(frep);
     args_free(&mget);
     args_free(&fields);
     free(ekeys);
@@ -634,49 +796,45 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
         arg(&a, fk, fl);
     }
-    /* every window key read: its version must be unchanged; the ones
-     * changed are written with the next version */
+    /* every key read: its version must be unchanged; the ones changed are
+     * written with the next version */
     arg_int(r, &a, (long long)r->nbl);
     for (size_t i = 0; i < r->nbl; i++) {
-        struct bentry *b = r->bl[i];
-        arg(&a, b->key, b->keylen);
-        arg(&a, (const char *)b->ver, b->existed ? 8 : 0);
-        if (b->dirty) {
+        struct gentry *g = r->bl[i];
+        arg(&a, g->key, g->keylen);
+        arg(&a, (const char *)g->ver, g->existed ? 8 : 0);
+        if (g->dirty) {
             uint64_t v = 0;
             for (int k = 0; k < 8; k++)
-                v |= (uint64_t)b->ver[k] << (8 * k);
-            v = b->existed ? v + 1 : 1;
+                v |= (uint64_t)g->ver[k] << (8 * k);
             blob.len = 0;
-            for (int k = 0; k < 8; k++)
-                dg_buf_putc(&blob, (char)(v >> (8 * k)));
-            dg_wstate_encode(&b->st, &blob);
+            encode_blob(g, g->existed ? v + 1 : 1, &blob);
             char *copy = dg_arena_alloc(&r->arena, blob.len);
             memcpy(copy, blob.data, blob.len);
             arg(&a, copy, blob.len);
         } else {
             arg(&a, "", 0);
         }
-        arg_int(r, &a, (long long)(b->w->over_ms + b->w->step_ms + r->base.lateness_ms));
+        arg_int(r, &a, (long long)gentry_ttl(r, g));
     }
     /* distinct values */
     size_t nz = 0;
-    for (size_t i = 0; i < r->nbl; i++)
-        nz += r->bl[i]->zdirty;
+    for (size_t i = 0; i < r->nzl; i++)
+        nz += r->zl[i]->dirty;
     arg_int(r, &a, (long long)nz);
-    for (size_t i = 0; i < r->nbl; i++) {
-        struct bentry *b = r->bl[i];
+    for (size_t i = 0; i < r->nzl; i++) {
+        struct zset *z = r->zl[i];
         size_t m = 0;
-        if (!b->zdirty)
+        if (!z->dirty)
             continue;
-        for (size_t d = 0; d < r->ndl; d++)
-            m += r->dl[d]->b == b && r->dl[d]->dirty;
-        arg(&a, b->zkey, b->zlen);
-        arg_int(r, &a, (long long)dg_wstate_low(&b->st, b->w));
-        arg_int(r, &a, (long long)(b->w->over_ms + b->w->step_ms + r->base.lateness_ms));
+        for (struct dentry *e = z->first; e; e = e->next)
+            m += e->dirty;
+        arg(&a, z->key, z->len);
+        arg_int(r, &a, (long long)z->lo);
+        arg_int(r, &a, (long long)z->ttl);
         arg_int(r, &a, (long long)m);
-        for (size_t d = 0; d < r->ndl; d++) {
-            struct dentry *e = r->dl[d];
-            if (e->b != b || !e->dirty)
+        for (struct dentry *e = z->first; e; e = e->next) {
+            if (!e->dirty)
                 continue;
             arg(&a, e->member, 16);
             arg_int(r, &a, (long long)e->bucket);
@@ -775,29 +933,37 @@ static int redis_peek(struct dg_state *st, const struct dg_window *w, const char
                       size_t keylen, int64_t at_ms, dg_arena *arena, struct dg_win_raw *out)
 {
     struct rstate *r = (struct rstate *)st;
-    size_t kl;
-    struct dg_wstate ws;
+    struct dg_winop op = {0};
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
+    batch_reset(r);
     if (connect_redis(r))
         return -2;
-    const char *k = pkey(r, "w:", w->state_id, strlen(w->state_id), key, keylen, &kl);
-    const char *argv[2] = {"GET", k};
-    size_t lens[2] = {3, kl};
+    op.key = key;
+    op.keylen = (uint32_t)keylen;
+    struct gentry *g = gentry_for(r, w, &op);
+    const char *argv[2] = {"GET", g->key};
+    size_t lens[2] = {3, g->keylen};
     redisReply *rep = cmd(r, 2, argv, lens);
-    dg_arena_reset(&r->arena);
     if (!rep)
         return -2;
-    if (rep->type == REDIS_REPLY_STRING && rep->len >= 10 &&
-        dg_wstate_decode(&ws, rep->str + 8, rep->len - 8) == 0) {
-        dg_wstate_peek(&ws, w, at_ms, out);
-        if (out->has_last && out->last.t == DG_T_STR)
-            out->last.u.s = dg_arena_strndup(arena, out->last.u.s, out->last.len);
-        dg_wstate_release(&ws);
-        rc = 0;
+    if (rep->type == REDIS_REPLY_STRING) {
+        /* decode against a one-window "rule set": other sections stay raw */
+        struct dg_ruleset one = {0};
+        one.windows = (struct dg_window *)w;
+        one.nwindows = 1;
+        if (decode_blob(r, &one, g, rep->str, rep->len) == 0)
+            for (size_t k = 0; k < g->nsec; k++)
+                if (g->sec[k].w == w && g->sec[k].live) {
+                    dg_wstate_peek(&g->sec[k].st, w, at_ms, out);
+                    if (out->has_last && out->last.t == DG_T_STR)
+                        out->last.u.s = dg_arena_strndup(arena, out->last.u.s, out->last.len);
+                    rc = 0;
+                }
     }
     freeReplyObject(rep);
+    batch_reset(r);
     return rc;
 }
 
@@ -810,8 +976,10 @@ static void redis_destroy(struct dg_state *st)
     dg_arena_free(&r->arena);
     if (r->c)
         redisFree(r->c);
+    dg_hmap_free(&r->zsets);
     free(r->bl);
     free(r->dl);
+    free(r->zl);
     free(r->seen);
     dg_buf_free(&r->kb);
     free(r->host);
@@ -842,6 +1010,7 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_arena_init(&r->arena, 64 * 1024);
     dg_hmap_init(&r->blobs);
     dg_hmap_init(&r->dvals);
+    dg_hmap_init(&r->zsets);
     if (connect_redis(r) != 0) {
         snprintf(err, errsz, "%s", r->base.errstr);
         redis_destroy(&r->base);
