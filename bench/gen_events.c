@@ -406,7 +406,7 @@ int main(int argc, char **argv)
     char line[4096], ts[32];
     uint64_t wd_seq = 0;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = !v;
         if (!bad && !strcmp(o, "--events"))
@@ -429,7 +429,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "gen_events: bad value for %s: '%s'\n%s", o, v ? v : "", usage);
             return 2;
         }
-        i++;
     }
     rng_state = mix(a.seed, 0x6472616e);
 

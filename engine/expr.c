@@ -929,6 +929,35 @@ static int compare(dg_value a, dg_value b)
     return 2;
 }
 
+/* Durations and times are int64 milliseconds: a sum, difference or product
+ * that does not fit (only absurd literals or hostile fields get there) is
+ * missing, like a division by zero, instead of wrapping (undefined in C). */
+static dg_value ms_value(int t, int64_t ms)
+{
+    return t == DG_T_TIME ? dg_time(ms) : dg_dur(ms);
+}
+
+static dg_value ms_add(int t, int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? dg_none() : ms_value(t, r);
+}
+
+static dg_value ms_sub(int t, int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_sub_overflow(a, b, &r) ? dg_none() : ms_value(t, r);
+}
+
+/* a double of milliseconds to a duration: missing unless finite and in
+ * range (llround is unspecified outside it) */
+static dg_value ms_from_double(double v)
+{
+    if (!(v > -9.2e18 && v < 9.2e18))
+        return dg_none();
+    return dg_dur((int64_t)llround(v));
+}
+
 static dg_value arith(int op, dg_value a, dg_value b)
 {
     if (a.t == DG_T_NONE || b.t == DG_T_NONE)
@@ -936,26 +965,26 @@ static dg_value arith(int op, dg_value a, dg_value b)
     switch (op) {
     case OP_ADD:
         if (a.t == DG_T_NUM && b.t == DG_T_NUM) return dg_num(a.u.n + b.u.n);
-        if (a.t == DG_T_DUR && b.t == DG_T_DUR) return dg_dur(a.u.ms + b.u.ms);
-        if (a.t == DG_T_TIME && b.t == DG_T_DUR) return dg_time(a.u.ms + b.u.ms);
-        if (a.t == DG_T_DUR && b.t == DG_T_TIME) return dg_time(a.u.ms + b.u.ms);
+        if (a.t == DG_T_DUR && b.t == DG_T_DUR) return ms_add(DG_T_DUR, a.u.ms, b.u.ms);
+        if (a.t == DG_T_TIME && b.t == DG_T_DUR) return ms_add(DG_T_TIME, a.u.ms, b.u.ms);
+        if (a.t == DG_T_DUR && b.t == DG_T_TIME) return ms_add(DG_T_TIME, a.u.ms, b.u.ms);
         break;
     case OP_SUB:
         if (a.t == DG_T_NUM && b.t == DG_T_NUM) return dg_num(a.u.n - b.u.n);
-        if (a.t == DG_T_DUR && b.t == DG_T_DUR) return dg_dur(a.u.ms - b.u.ms);
-        if (a.t == DG_T_TIME && b.t == DG_T_TIME) return dg_dur(a.u.ms - b.u.ms);
-        if (a.t == DG_T_TIME && b.t == DG_T_DUR) return dg_time(a.u.ms - b.u.ms);
+        if (a.t == DG_T_DUR && b.t == DG_T_DUR) return ms_sub(DG_T_DUR, a.u.ms, b.u.ms);
+        if (a.t == DG_T_TIME && b.t == DG_T_TIME) return ms_sub(DG_T_DUR, a.u.ms, b.u.ms);
+        if (a.t == DG_T_TIME && b.t == DG_T_DUR) return ms_sub(DG_T_TIME, a.u.ms, b.u.ms);
         break;
     case OP_MUL:
         if (a.t == DG_T_NUM && b.t == DG_T_NUM) return dg_num(a.u.n * b.u.n);
-        if (a.t == DG_T_NUM && b.t == DG_T_DUR) return dg_dur((int64_t)llround(a.u.n * (double)b.u.ms));
-        if (a.t == DG_T_DUR && b.t == DG_T_NUM) return dg_dur((int64_t)llround((double)a.u.ms * b.u.n));
+        if (a.t == DG_T_NUM && b.t == DG_T_DUR) return ms_from_double(a.u.n * (double)b.u.ms);
+        if (a.t == DG_T_DUR && b.t == DG_T_NUM) return ms_from_double((double)a.u.ms * b.u.n);
         break;
     case OP_DIV:
         if (a.t == DG_T_NUM && b.t == DG_T_NUM)
             return b.u.n == 0 ? dg_none() : dg_num(a.u.n / b.u.n);
         if (a.t == DG_T_DUR && b.t == DG_T_NUM)
-            return b.u.n == 0 ? dg_none() : dg_dur((int64_t)llround((double)a.u.ms / b.u.n));
+            return b.u.n == 0 ? dg_none() : ms_from_double((double)a.u.ms / b.u.n);
         if (a.t == DG_T_DUR && b.t == DG_T_DUR)
             return b.u.ms == 0 ? dg_none() : dg_num((double)a.u.ms / (double)b.u.ms);
         break;
@@ -980,7 +1009,7 @@ dg_value dg_expr_eval(const dg_expr *e, const struct dg_eval_ctx *cx)
     case OP_NEG:
         a = dg_expr_eval(e->kid[0], cx);
         if (a.t == DG_T_NUM) return dg_num(-a.u.n);
-        if (a.t == DG_T_DUR) return dg_dur(-a.u.ms);
+        if (a.t == DG_T_DUR) return a.u.ms == INT64_MIN ? dg_none() : dg_dur(-a.u.ms);
         return dg_none();
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
         return arith(e->op, dg_expr_eval(e->kid[0], cx), dg_expr_eval(e->kid[1], cx));

@@ -712,6 +712,18 @@ START_TEST(division_by_zero)
 }
 END_TEST
 
+/* found by fuzz_expr: time and duration arithmetic must not overflow int64
+ * (undefined behaviour); a result out of range is missing */
+START_TEST(time_arithmetic_overflow)
+{
+    is_missing("ts + 9223372036854775807ms");
+    IS_UNKNOWN("ts + 9223372036854775807ms > ts");
+    is_missing("-(-9223372036854775807ms - 1ms)");
+    is_missing("1000000000000 * 100000000d");
+    IS_TRUE("ts + 1d > ts");
+}
+END_TEST
+
 START_TEST(ref_value)
 {
     struct dg_eval_ctx cx = {&W.ev, W.win, (const struct dg_list *const *)W.lists};
@@ -936,6 +948,7 @@ static Suite *expr_suite(void)
     tcase_add_test(tc, precedence);
     tcase_add_test(tc, durations_and_times);
     tcase_add_test(tc, division_by_zero);
+    tcase_add_test(tc, time_arithmetic_overflow);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("compare");

@@ -3,7 +3,8 @@
 # plus tests/fuzz/fuzz_*.c, with ASan and UBSan) into build-fuzz/ and run each
 # for SECONDS seconds on a copy of its seed corpus, so the checked-in corpus
 # never churns. Exits non-zero when any target finds a crash, leak or timeout;
-# the reproducer is left in build-fuzz/artifacts/TARGET/.
+# the reproducer is left in build-fuzz/artifacts/TARGET/ (the previous run's
+# in build-fuzz/artifacts/TARGET.prev/).
 #
 # Environment: CLANG (default clang, then clang-14), FUZZ_TARGETS (default
 # "decode rules expr"), FUZZ_JOBS (parallel workers per target, default 1).
@@ -35,7 +36,9 @@ cd "$ROOT" || exit 2
 mkdir -p "$OUT/obj"
 
 # engine objects, compiled once for all targets (-fsanitize=fuzzer on them
-# adds coverage instrumentation; libFuzzer's main comes from the link)
+# adds coverage instrumentation; libFuzzer's main comes from the link). They
+# go into an archive so a target links only the objects it reaches: the
+# Kafka and Redis adapters and their libraries stay out of the fuzzers.
 objs=""
 for src in engine/*.c; do
     [ "$src" = engine/main.c ] && continue
@@ -48,10 +51,14 @@ for src in engine/*.c; do
     objs="$objs $obj"
 done
 
+rm -f "$OUT/libdg-fuzz.a.$$"
+# shellcheck disable=SC2086
+ar rcs "$OUT/libdg-fuzz.a.$$" $objs && mv "$OUT/libdg-fuzz.a.$$" "$OUT/libdg-fuzz.a" || exit 2
+
 for t in $TARGETS; do
     echo "fuzz: link fuzz_$t"
     # shellcheck disable=SC2086
-    $CLANG $CFLAGS -o "$OUT/fuzz_$t" "$FUZZ/fuzz_$t.c" $objs $LIBS || exit 2
+    $CLANG $CFLAGS -o "$OUT/fuzz_$t" "$FUZZ/fuzz_$t.c" "$OUT/libdg-fuzz.a" $LIBS || exit 2
 done
 
 [ "$SECONDS_EACH" -gt 0 ] 2>/dev/null || { echo "fuzz: built; SECONDS=0, not running"; exit 0; }
@@ -66,6 +73,11 @@ for t in $TARGETS; do
     esac
     work=$OUT/corpus/$t
     art=$OUT/artifacts/$t
+    # findings of the previous run move aside, so that only this run's
+    # findings decide the exit status
+    if [ -d "$art" ] && [ -n "$(ls "$art")" ]; then
+        rm -rf "$art.prev" && mv "$art" "$art.prev"
+    fi
     mkdir -p "$work" "$art"
     cp "$FUZZ/corpus/$t/"* "$work/" 2>/dev/null
     par=""
