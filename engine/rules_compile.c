@@ -22,6 +22,7 @@
 #define MAX_NAMES 1000      /* windows, rules, lists: each */
 #define MAX_NAME_LEN 64
 #define MAX_LIST_FILE_ITEMS 1000000
+#define MAX_LIST_FILE_BYTES (64 * 1024 * 1024)
 
 /* ------------------------------------------------------------------ */
 /* diagnostics                                                        */
@@ -548,6 +549,17 @@ static void compile_lists(struct cctx *c, const struct dg_ynode *m, const char *
                 snprintf(path, sizeof path, "%s", f->text);
             else
                 snprintf(path, sizeof path, "%s/%s", dir, f->text);
+            struct stat lst;
+            if (stat(path, &lst) != 0) {
+                err_at(c, f, "list '%s': cannot read '%s': %s", k->text, path, strerror(errno));
+                continue;
+            }
+            /* a FIFO or /dev/zero would hang or eat memory: files only */
+            if (!S_ISREG(lst.st_mode) || lst.st_size > MAX_LIST_FILE_BYTES) {
+                err_at(c, f, "list '%s': '%s' is not a regular file of at most %d MiB", k->text, path,
+                       MAX_LIST_FILE_BYTES >> 20);
+                continue;
+            }
             FILE *fp = fopen(path, "rb");
             if (!fp) {
                 err_at(c, f, "list '%s': cannot read '%s': %s", k->text, path, strerror(errno));
