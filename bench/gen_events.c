@@ -229,11 +229,13 @@ static int withdrawal(const struct args *a, char *line, uint64_t i, const char *
 {
     uint64_t acct = pick_account(a), dest;
     char addr[48], ip[24], extra[96], opt[128];
-    /* 70%: one of the account's three usual addresses; else any */
+    /* 70%: one of the account's three usual addresses; else one of five it
+     * uses now and then: a fixed key space, as an exchange's is over a
+     * year (new addresses arrive slowly, not with every request) */
     if (rng_below(10) < 7)
         dest = mix(acct, 31 + rng_below(3)) % a->destinations;
     else
-        dest = rng_below(a->destinations);
+        dest = mix(acct, 41 + rng_below(5)) % a->destinations;
     int m = dest_market(dest);
     const struct market *mk = &markets[m];
     double usd = rng_lognormal(300.0, 1.9);
@@ -313,7 +315,7 @@ static int security(const struct args *a, char *line, uint64_t i, const char *ts
     account_ip(acct, ip);
     if (!strcmp(actions[k].name, "address.added")) {
         dest_address(rng_below(10) < 7 ? mix(acct, 31 + rng_below(3)) % a->destinations
-                                       : rng_below(a->destinations), addr);
+                                       : mix(acct, 41 + rng_below(5)) % a->destinations, addr);
         snprintf(extra, sizeof extra, ",\"address\":\"%s\"", addr);
     } else if (!strncmp(actions[k].name, "api_key.", 8)) {
         snprintf(extra, sizeof extra, ",\"api_key_id\":\"key-%06u\"", (unsigned)(mix(acct, 51) % 1000000));

@@ -5,10 +5,10 @@
 # BUILD_DIR/bench-data, keyed by the generator's arguments) and replays them
 # with BUILD_DIR/drainguard on one core (taskset -c 0 when available):
 #   1. throughput and peak RSS: 1,000,000 events, 20,000 accounts, 5,000
-#      destinations, 14 days, with rules/default.yaml (bench/rules-bench.yaml
+#      destinations, 400 days, with rules/default.yaml (bench/rules-bench.yaml
 #      while that does not exist);
 #   2. RSS flatness: the same key space and events-per-day rate at 250k,
-#      500k and 1M events (3.5, 7 and 14 days): state is bounded by the keys
+#      500k and 1M events (100, 200 and 400 days): state is bounded by the keys
 #      and the window lengths, so peak RSS should not grow with the input;
 #   3. cost split: the same 1M events with bench/rules-empty.yaml (no rules,
 #      no windows: read + decode + encode only) against the real rules.
@@ -27,7 +27,8 @@ REPEAT=${BENCH_REPEAT:-3}
 ACCOUNTS=20000
 DESTS=5000
 SEED=42
-RATE_DAYS=14          # days per 1,000,000 events: the fixed events-per-day rate
+RATE_DAYS=400         # days per 1,000,000 events: the fixed events-per-day rate;
+                      # even 250k events then span 100 days, past the longest window
 EMPTY=bench/rules-empty.yaml
 if [ -f rules/default.yaml ]; then RULES=rules/default.yaml; else RULES=bench/rules-bench.yaml; fi
 

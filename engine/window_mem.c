@@ -3,10 +3,17 @@
  * decided events (dedupe) and freezes, in hash maps. Used by replay and the
  * tests; the Redis backend must agree with it bit for bit.
  *
- * Memory stays bounded: a window key keeps at most nbuckets + 1 buckets and
- * is dropped once it has been idle for over + step + lateness of event time;
- * a decided event_id is forgotten after dedupe_ms of event time. Both sweeps
- * are incremental (a few slots per event), so there is no pause.
+ * Windows keyed by the same fields share one entry per key value (a group):
+ * an event that feeds eight windows keyed by account, destination and the
+ * pair makes three hash lookups, not eight, and a group lives as long as
+ * its longest window, so short windows do not churn through malloc. Each
+ * window's section still expires exactly on its own: idle for over + step +
+ * lateness of event time, it reads as empty.
+ *
+ * Memory stays bounded: a section keeps at most nbuckets + 1 buckets; a
+ * group whose sections are all idle past expiry is dropped; a decided
+ * event_id is forgotten after dedupe_ms of event time. Both sweeps are
+ * incremental (a few slots per event), so there is no pause.
  */
 #include "state.h"
 #include "hmap.h"
@@ -19,12 +26,21 @@
 
 #define SWEEP_PER_EVENT 4
 
-/* A window key: its state and, after it, its map key. */
-struct wkey {
+/* One window's state in a group. */
+struct section {
+    uint64_t state_hash;   /* which window (survives a rule reload) */
+    int64_t expire_ms;     /* over + step + lateness of that window */
+    int live;
     struct dg_wstate st;
-    int64_t idle_ms;       /* over + step: idle longer and it is empty */
-    uint32_t keylen;
-    char key[];            /* window state hash + key bytes */
+};
+
+/* The windows keyed by the same fields, for one value of those fields. */
+struct wgroup {
+    int64_t last_touch;    /* latest event time that touched any section */
+    int64_t expire_ms;     /* the longest of its sections' */
+    uint32_t nsec, keylen;
+    struct section *sec;
+    char key[];            /* keyset hash (8 bytes) + key bytes */
 };
 
 /* One allocation per decided event: the event_id (the map key) and the
@@ -47,7 +63,7 @@ struct freeze {
 
 struct mem_state {
     struct dg_state base;
-    dg_hmap keys;      /* state_id '|' key -> struct wkey */
+    dg_hmap keys;      /* keyset hash + key -> struct wgroup */
     dg_hmap dedupe;    /* event_id -> struct dedupe */
     dg_hmap freezes;   /* scope '|' key -> struct freeze */
     int64_t watermark; /* highest event time seen */
@@ -58,10 +74,30 @@ struct mem_state {
     size_t batch_cap;
 };
 
-static void wkey_free(struct wkey *k)
+static void group_free(struct wgroup *g)
 {
-    dg_wstate_release(&k->st);
-    free(k);
+    for (uint32_t i = 0; i < g->nsec; i++)
+        dg_wstate_release(&g->sec[i].st);
+    free(g->sec);
+    free(g);
+}
+
+/* The section of window w (appended when the group has none yet). */
+static struct section *group_section(struct mem_state *ms, struct wgroup *g,
+                                     const struct dg_window *w)
+{
+    for (uint32_t i = 0; i < g->nsec; i++)
+        if (g->sec[i].state_hash == w->state_hash)
+            return &g->sec[i];
+    g->sec = dg_xrealloc(g->sec, (g->nsec + 1) * sizeof(*g->sec));
+    struct section *s = &g->sec[g->nsec++];
+    s->state_hash = w->state_hash;
+    s->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
+    s->live = 0;
+    dg_wstate_init(&s->st);
+    if (s->expire_ms > g->expire_ms)
+        g->expire_ms = s->expire_ms;
+    return s;
 }
 
 static const char *map_key(struct mem_state *ms, const char *a, size_t al, const char *b,
@@ -74,14 +110,14 @@ static const char *map_key(struct mem_state *ms, const char *a, size_t al, const
     return ms->kb.data;
 }
 
-/* A window key's map key: the window's 8-byte state hash, then the key. */
-static const char *window_map_key(struct mem_state *ms, const struct dg_window *w,
-                                  const struct dg_winop *op)
+/* A group's map key: the windows' 8-byte keyset hash, then the key. */
+static const char *group_map_key(struct mem_state *ms, const struct dg_window *w,
+                                 const char *key, size_t keylen)
 {
-    dg_buf_reserve(&ms->kb, 8 + op->keylen);
-    memcpy(ms->kb.data, &w->state_hash, 8);
-    memcpy(ms->kb.data + 8, op->key, op->keylen);
-    ms->kb.len = 8 + op->keylen;
+    dg_buf_reserve(&ms->kb, 8 + keylen);
+    memcpy(ms->kb.data, &w->keyset_hash, 8);
+    memcpy(ms->kb.data + 8, key, keylen);
+    ms->kb.len = 8 + keylen;
     return ms->kb.data;
 }
 
@@ -128,10 +164,10 @@ static void sweep(struct mem_state *ms, size_t created)
         struct dg_hslot *s = dg_hmap_slot(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
-        struct wkey *k = s->val;
-        if (ms->watermark - k->st.last_touch > k->idle_ms + ms->base.lateness_ms) {
-            dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is k's */
-            wkey_free(k);
+        struct wgroup *g = s->val;
+        if (ms->watermark - g->last_touch > g->expire_ms) {
+            dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is g's */
+            group_free(g);
             ms->stats.expired_keys++;
         }
     }
@@ -191,33 +227,62 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         advance_watermark(ms, it->ts);
         if (!it->decidable)
             continue;
+        /* this event's groups, so that its windows share lookups */
+        struct wgroup *seen_g[16];
+        const struct dg_winop *seen_op[16];
+        uint64_t seen_ks[16];
+        size_t nseen = 0;
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            const char *mk = window_map_key(ms, w, op);
-            struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
-            if (k && ms->watermark - k->st.last_touch > k->idle_ms + ms->base.lateness_ms) {
-                /* idle past its expiry: gone, exactly as if swept already */
-                dg_hmap_del(&ms->keys, mk, ms->kb.len);
-                wkey_free(k);
-                ms->stats.expired_keys++;
-                k = NULL;
+            struct wgroup *g = NULL;
+            for (size_t k = 0; k < nseen && !g; k++)
+                if (seen_ks[k] == w->keyset_hash && seen_op[k]->keylen == op->keylen &&
+                    !memcmp(seen_op[k]->key, op->key, op->keylen))
+                    g = seen_g[k];
+            if (!g) {
+                const char *mk = group_map_key(ms, w, op->key, op->keylen);
+                g = dg_hmap_get(&ms->keys, mk, ms->kb.len);
+                if (!g) {
+                    if (!op->add) { /* a read of a key never written: empty */
+                        memset(&op->raw, 0, sizeof(op->raw));
+                        continue;
+                    }
+                    g = dg_xmalloc(sizeof(*g) + ms->kb.len);
+                    g->last_touch = it->ts;
+                    g->expire_ms = 0;
+                    g->nsec = 0;
+                    g->sec = NULL;
+                    g->keylen = (uint32_t)ms->kb.len;
+                    memcpy(g->key, mk, ms->kb.len);
+                    dg_hmap_put(&ms->keys, g->key, g->keylen, g);
+                    created++;
+                }
+                if (nseen < 16) {
+                    seen_g[nseen] = g;
+                    seen_op[nseen] = op;
+                    seen_ks[nseen++] = w->keyset_hash;
+                }
             }
-            if (!k) {
-                if (!op->add) { /* a read of a key never written: empty */
+            struct section *sec = group_section(ms, g, w);
+            if (sec->live && ms->watermark - sec->st.last_touch > sec->expire_ms) {
+                /* idle past its expiry: gone, exactly as if dropped already */
+                dg_wstate_release(&sec->st);
+                dg_wstate_init(&sec->st);
+                sec->live = 0;
+                ms->stats.expired_keys++;
+            }
+            if (!sec->live) {
+                if (!op->add) {
                     memset(&op->raw, 0, sizeof(op->raw));
                     continue;
                 }
-                k = dg_xmalloc(sizeof(*k) + ms->kb.len);
-                dg_wstate_init(&k->st);
-                k->st.last_touch = it->ts;
-                k->idle_ms = w->over_ms + w->step_ms;
-                k->keylen = (uint32_t)ms->kb.len;
-                memcpy(k->key, mk, ms->kb.len);
-                dg_hmap_put(&ms->keys, k->key, k->keylen, k);
-                created++;
+                sec->live = 1;
+                sec->st.last_touch = it->ts;
             }
-            dg_wstate_touch(&k->st, w, op, it->ts, arena, &it->late, NULL);
+            dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, NULL);
+            if (it->ts > g->last_touch)
+                g->last_touch = it->ts;
         }
         if (it->late)
             ms->stats.late_events++;
@@ -275,7 +340,7 @@ static void mem_destroy(struct dg_state *st)
     struct mem_state *ms = (struct mem_state *)st;
     for (size_t i = 0; i < ms->keys.cap; i++)
         if (ms->keys.slots[i].hash)
-            wkey_free(ms->keys.slots[i].val);
+            group_free(ms->keys.slots[i].val);
     for (size_t i = 0; i < ms->dedupe.cap; i++)
         if (ms->dedupe.slots[i].hash)
             free(ms->dedupe.slots[i].val);
@@ -334,16 +399,17 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
                       size_t keylen, int64_t at_ms, struct dg_win_raw *out)
 {
     struct mem_state *ms = (struct mem_state *)st;
-    struct dg_winop op = {0};
-    op.key = key;
-    op.keylen = (uint32_t)keylen;
-    const char *mk = window_map_key(ms, w, &op);
-    struct wkey *k = dg_hmap_get(&ms->keys, mk, ms->kb.len);
+    const char *mk = group_map_key(ms, w, key, keylen);
+    struct wgroup *g = dg_hmap_get(&ms->keys, mk, ms->kb.len);
     memset(out, 0, sizeof(*out));
-    if (!k)
+    if (!g)
         return -1;
-    dg_wstate_peek(&k->st, w, at_ms, out);
-    return 0;
+    for (uint32_t i = 0; i < g->nsec; i++)
+        if (g->sec[i].state_hash == w->state_hash && g->sec[i].live) {
+            dg_wstate_peek(&g->sec[i].st, w, at_ms, out);
+            return 0;
+        }
+    return -1;
 }
 
 void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud)
