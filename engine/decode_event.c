@@ -24,6 +24,7 @@
  * cJSON's own.
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -59,14 +60,27 @@ static const int8_t salvage_field[SV_N] = {
     DG_F_EVENT_ID, DG_F_WITHDRAWAL_ID, DG_F_ACCOUNT_ID, DG_F_TYPE, DG_F_TS,
 };
 
-struct dg_decoder {
-    cJSON *root;      /* tree of the last event, NULL when none */
-    dg_arena arena;   /* where that tree lives */
-    char *in;         /* NUL-padded copy of the input cJSON parses */
+/* The names a decoder looks for: contract fields and the extra fields of
+ * one rule set. Read-only once built, and shared by every decoder asking
+ * for the same extras (a pipeline has hundreds of decoders, one per batch
+ * slot; one table keeps the lookups in cache). */
+struct names {
+    struct names *next;  /* the cache */
+    int refs;
     size_t nextra;
     char *extra_names[DG_MAX_EXTRA_FIELDS];
     int8_t extra_next[DG_MAX_EXTRA_FIELDS]; /* same name asked for twice */
     struct name_entry table[TABLE_SIZE];
+};
+
+struct dg_decoder {
+    cJSON *root;      /* tree of the last event, NULL when none */
+    dg_arena arena;   /* where that tree lives */
+    char *in;         /* NUL-padded copy of the input cJSON parses */
+    const struct names *nm;
+    size_t nextra;
+    char *const *extra_names;
+    const int8_t *extra_next;
 
     /* per-event scratch, valid during one dg_decode() */
     const cJSON *obj; /* root when it is an object parsed whole: salvage from it */
@@ -142,7 +156,7 @@ static inline void key_words(const char *s, size_t len, uint64_t *a, uint64_t *b
     }
 }
 
-static struct name_entry *table_find(dg_decoder *d, const char *name, int insert)
+static struct name_entry *table_find(const struct names *t, const char *name, int insert)
 {
     size_t len = strlen(name);
     uint64_t a, b;
@@ -150,8 +164,8 @@ static struct name_entry *table_find(dg_decoder *d, const char *name, int insert
     uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ len;
     uint32_t i = (uint32_t)((h * 0xFF51AFD7ED558CCDULL) >> (64 - TABLE_BITS));
 
-    while (d->table[i].name) {
-        struct name_entry *e = &d->table[i];
+    while (((struct names *)t)->table[i].name) {
+        struct name_entry *e = &((struct names *)t)->table[i];
         if (e->len == len && e->a == a && e->b == b &&
             (len <= 16 || memcmp(e->name + 8, name + 8, len - 16) == 0))
             return e;
@@ -159,13 +173,75 @@ static struct name_entry *table_find(dg_decoder *d, const char *name, int insert
     }
     if (!insert)
         return NULL;
-    d->table[i].name = name;
-    d->table[i].a = a;
-    d->table[i].b = b;
-    d->table[i].len = (uint32_t)len;
-    d->table[i].field = -1;
-    d->table[i].extra = -1;
-    return &d->table[i];
+    ((struct names *)t)->table[i].name = name;
+    ((struct names *)t)->table[i].a = a;
+    ((struct names *)t)->table[i].b = b;
+    ((struct names *)t)->table[i].len = (uint32_t)len;
+    ((struct names *)t)->table[i].field = -1;
+    ((struct names *)t)->table[i].extra = -1;
+    return &((struct names *)t)->table[i];
+}
+
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct names *names_cache;
+
+/* The shared table for these extras: found in the cache or built. */
+static struct names *names_get(const char *const *extra, size_t n)
+{
+    struct names *t;
+
+    pthread_mutex_lock(&names_lock);
+    for (t = names_cache; t; t = t->next) {
+        size_t i = 0;
+        if (t->nextra != n)
+            continue;
+        while (i < n && !strcmp(t->extra_names[i], extra[i]))
+            i++;
+        if (i == n)
+            break;
+    }
+    if (!t) {
+        t = dg_xcalloc(1, sizeof *t);
+        for (int f = 0; f < DG_F_NKNOWN; f++)
+            table_find(t, dg_fields[f].name, 1)->field = (int8_t)f;
+        t->nextra = n;
+        for (size_t i = 0; i < n; i++) {
+            t->extra_names[i] = dg_xstrdup(extra[i]);
+            t->extra_next[i] = -1;
+            struct name_entry *e = table_find(t, t->extra_names[i], 1);
+            if (e->extra < 0) {
+                e->extra = (int8_t)i;
+            } else {
+                int x = e->extra;
+                while (t->extra_next[x] >= 0)
+                    x = t->extra_next[x];
+                t->extra_next[x] = (int8_t)i;
+            }
+        }
+        t->next = names_cache;
+        names_cache = t;
+    }
+    t->refs++;
+    pthread_mutex_unlock(&names_lock);
+    return t;
+}
+
+static void names_put(const struct names *c)
+{
+    pthread_mutex_lock(&names_lock);
+    for (struct names **pp = &names_cache; *pp; pp = &(*pp)->next) {
+        struct names *t = *pp;
+        if (t != c)
+            continue;
+        if (--t->refs == 0) {
+            *pp = t->next;
+            for (size_t i = 0; i < t->nextra; i++)
+                free(t->extra_names[i]);
+            free(t);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&names_lock);
 }
 
 dg_decoder *dg_decoder_new(const char *const *extra, size_t n)
@@ -179,22 +255,10 @@ dg_decoder *dg_decoder_new(const char *const *extra, size_t n)
     dg_decoder *d = dg_xcalloc(1, sizeof *d);
     d->in = dg_xmalloc(DG_MAX_EVENT_BYTES + 1);
     dg_arena_init(&d->arena, 8192);
-    for (int f = 0; f < DG_F_NKNOWN; f++)
-        table_find(d, dg_fields[f].name, 1)->field = (int8_t)f;
+    d->nm = names_get(extra, n);
     d->nextra = n;
-    for (size_t i = 0; i < n; i++) {
-        d->extra_names[i] = dg_xstrdup(extra[i]);
-        d->extra_next[i] = -1;
-        struct name_entry *e = table_find(d, d->extra_names[i], 1);
-        if (e->extra < 0) {
-            e->extra = (int8_t)i;
-        } else {
-            int x = e->extra;
-            while (d->extra_next[x] >= 0)
-                x = d->extra_next[x];
-            d->extra_next[x] = (int8_t)i;
-        }
-    }
+    d->extra_names = d->nm->extra_names;
+    d->extra_next = d->nm->extra_next;
     return d;
 }
 
@@ -203,8 +267,7 @@ void dg_decoder_free(dg_decoder *d)
     if (!d)
         return;
     dg_arena_free(&d->arena);
-    for (size_t i = 0; i < d->nextra; i++)
-        free(d->extra_names[i]);
+    names_put(d->nm);
     free(d->in);
     free(d);
 }
@@ -822,7 +885,7 @@ int dg_decode(dg_decoder *d, const char *buf, size_t len,
         memset(d->slot, 0, sizeof d->slot);
         memset(d->xslot, 0, d->nextra * sizeof d->xslot[0]);
         for (const cJSON *c = d->root->child; c; c = c->next) {
-            const struct name_entry *e = table_find(d, c->string, 0);
+            const struct name_entry *e = table_find(d->nm, c->string, 0);
             if (e) {
                 if (e->field >= 0) {
                     if (!d->slot[e->field]) {
