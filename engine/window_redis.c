@@ -590,8 +590,6 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         for (size_t o = 0; o < it->nops; o++) {
             const struct dg_window *w = &rs->windows[it->ops[o].win];
             gentry_for(r, w, &it->ops[o]);
-            if (it->ops[o].add && (w->agg->need & DG_NEED_DISTINCT))
-                dentry_for(r, zset_for(r, w, &it->ops[o]), it->ops[o].vhash, 1);
         }
         for (int sc = 0; sc < DG_NSCOPES; sc++) {
             if (!it->scope_key[sc])
@@ -611,21 +609,9 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     for (size_t i = 0; i < n; i++)
         arg(&mget, ekeys[i], elens[i]);
 
-    /* one round trip: MGET, one ZMSCORE per distinct set, HMGET */
+    /* one round trip: MGET and HMGET */
     if (redisAppendCommandArgv(r->c, (int)mget.n, mget.v, mget.l) != REDIS_OK)
         goto out_down;
-    for (size_t zi = 0; zi < r->nzl; zi++) {
-        struct zset *z = r->zl[zi];
-        struct args za = {0};
-        arg_str(&za, "ZMSCORE");
-        arg(&za, z->key, z->len);
-        for (struct dentry *d = z->first; d; d = d->next)
-            arg(&za, d->member, 16);
-        int ok = redisAppendCommandArgv(r->c, (int)za.n, za.v, za.l) == REDIS_OK;
-        args_free(&za);
-        if (!ok)
-            goto out_down;
-    }
     if (fields.n > 2 && redisAppendCommandArgv(r->c, (int)fields.n, fields.v, fields.l) != REDIS_OK)
         goto out_down;
 
@@ -662,6 +648,40 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     }
     freeReplyObject(rep);
     rep = NULL;
+    if (fields.n > 2) {
+        if (redisGetReply(r->c, (void **)&frep) != REDIS_OK)
+            goto out_down;
+        if (frep->type != REDIS_REPLY_ARRAY || frep->elements != fields.n - 2) {
+            fail(r, DG_STATE_DOWN, "HMGET: unexpected reply%s%s",
+                 frep->type == REDIS_REPLY_ERROR ? ": " : "", frep->type == REDIS_REPLY_ERROR ? frep->str : "");
+            goto out;
+        }
+    }
+
+    /* a second round trip only for keys whose distinct values outgrew the
+     * blob: where each value the batch adds was last seen */
+    for (size_t i = 0; i < n; i++)
+        for (size_t o = 0; o < items[i].nops && !items[i].dup; o++) {
+            struct dg_winop *op = &items[i].ops[o];
+            const struct dg_window *w = &rs->windows[op->win];
+            if (!op->add || !(w->agg->need & DG_NEED_DISTINCT))
+                continue;
+            struct section *sec = section_for(r, w, op);
+            if (sec->st.ext)
+                dentry_for(r, zset_for(r, w, op), op->vhash, 1);
+        }
+    for (size_t zi = 0; zi < r->nzl; zi++) {
+        struct zset *z = r->zl[zi];
+        struct args za = {0};
+        arg_str(&za, "ZMSCORE");
+        arg(&za, z->key, z->len);
+        for (struct dentry *d = z->first; d; d = d->next)
+            arg(&za, d->member, 16);
+        int ok = redisAppendCommandArgv(r->c, (int)za.n, za.v, za.l) == REDIS_OK;
+        args_free(&za);
+        if (!ok)
+            goto out_down;
+    }
     for (size_t zi = 0; zi < r->nzl; zi++) {
         struct zset *z = r->zl[zi];
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
@@ -679,15 +699,6 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         }
         freeReplyObject(rep);
         rep = NULL;
-    }
-    if (fields.n > 2) {
-        if (redisGetReply(r->c, (void **)&frep) != REDIS_OK)
-            goto out_down;
-        if (frep->type != REDIS_REPLY_ARRAY || frep->elements != fields.n - 2) {
-            fail(r, DG_STATE_DOWN, "HMGET: unexpected reply%s%s",
-                 frep->type == REDIS_REPLY_ERROR ? ": " : "", frep->type == REDIS_REPLY_ERROR ? frep->str : "");
-            goto out;
-        }
     }
 
     /* the events, in order, through the shared window code */
@@ -734,9 +745,15 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             }
             struct dstore_ctx dc = {r, NULL};
             struct dg_distinct_store ds = {dstore_get, dstore_set, &dc};
-            if (w->agg->need & DG_NEED_DISTINCT)
+            if (sec->st.ext)
                 dc.z = sec->z = zset_for(r, w, op);
             dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, dc.z ? &ds : NULL);
+            if ((w->agg->need & DG_NEED_DISTINCT) && !sec->st.ext &&
+                sec->st.dn > DG_WSTATE_INLINE_DISTINCT) {
+                /* too many to carry in the blob: into a sorted set */
+                dc.z = sec->z = zset_for(r, w, op);
+                dg_wstate_take_distinct(&sec->st, w, dstore_set, &dc);
+            }
             g->dirty = 1;
         }
     }

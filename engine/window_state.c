@@ -277,10 +277,25 @@ void dg_wstate_peek(const struct dg_wstate *k, const struct dg_window *w, int64_
     }
 }
 
+void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
+                             void (*fn)(void *ud, uint64_t h, int64_t bucket), void *ud)
+{
+    int64_t lo = k->head - w->nbuckets;
+    for (uint32_t i = 0; i < k->dcap; i++)
+        if (k->dh && k->dh[i] && k->di[i] >= lo)
+            fn(ud, k->dh[i], k->di[i]);
+    free(k->dh);
+    free(k->di);
+    k->dh = NULL;
+    k->di = NULL;
+    k->dn = k->dcap = 0;
+    k->ext = 1;
+}
+
 /* ---- encoding ---- */
 
 #define WSTATE_MAGIC 0x57 /* 'W' */
-#define WSTATE_VERSION 1
+#define WSTATE_VERSION 2
 
 static void put64(dg_buf *b, uint64_t v)
 {
@@ -332,6 +347,13 @@ void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
         put64(out, (uint64_t)k->last.u.b);
         break;
     }
+    put64(out, (uint64_t)k->ext);
+    put64(out, k->ext ? 0 : k->dn);
+    for (uint32_t i = 0; !k->ext && i < k->dcap; i++)
+        if (k->dh && k->dh[i]) {
+            put64(out, k->dh[i]);
+            put64(out, (uint64_t)k->di[i]);
+        }
     put64(out, k->nb);
     for (uint32_t i = 0; i < k->nb; i++) {
         const struct dg_bucket *b = &k->b[i];
@@ -398,6 +420,35 @@ int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
     }
     default:
         return -1;
+    }
+    {
+        uint64_t ext, dn;
+        if (get64(&p, end, &ext) || get64(&p, end, &dn) || ext > 1 || dn > (1u << 24) ||
+            (uint64_t)(end - p) < dn * 16) {
+            dg_wstate_release(k);
+            return -1;
+        }
+        k->ext = (int)ext;
+        if (dn) {
+            k->dcap = 8;
+            while (k->dcap < (dn + 1) * 2)
+                k->dcap *= 2;
+            k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
+            k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
+            for (uint64_t i = 0; i < dn; i++) {
+                uint64_t h = 0, b = 0;
+                uint32_t slot;
+                get64(&p, end, &h); /* lengths were checked above */
+                get64(&p, end, &b);
+                if (!h || dfind(k, h, &slot) != INT64_MIN) {
+                    dg_wstate_release(k);
+                    return -1;
+                }
+                k->dh[slot] = h;
+                k->di[slot] = (int64_t)b;
+                k->dn++;
+            }
+        }
     }
     if (get64(&p, end, &nb) || nb > 4096 || (uint64_t)(end - p) != nb * 48) {
         dg_wstate_release(k);

@@ -27,11 +27,17 @@ struct dg_wstate {
     int64_t last_ts;
     dg_value last;
     char *last_str;        /* storage for a string last value */
-    /* distinct(), in memory: value hash -> latest bucket idx */
+    /* distinct(), in the state: value hash -> latest bucket idx */
     uint64_t *dh;
     int64_t *di;
     uint32_t dn, dcap;
+    int ext;               /* distinct values are kept elsewhere (a backend's
+                              store, given to touch); dh/di unused */
 };
+
+/* How many distinct values a state keeps itself before a backend with an
+ * external store moves them there (dg_wstate_take_distinct). */
+#define DG_WSTATE_INLINE_DISTINCT 64
 
 /* Where distinct() keeps the latest bucket of each value, when not in the
  * state itself (the Redis backend: a sorted set per key, read ahead). */
@@ -59,8 +65,14 @@ void dg_wstate_peek(const struct dg_wstate *k, const struct dg_window *w, int64_
 /* The lowest live bucket index (values last seen below it are stale). */
 int64_t dg_wstate_low(const struct dg_wstate *k, const struct dg_window *w);
 
-/* Binary encoding (little-endian, versioned), without the in-memory
- * distinct map. decode returns 0, or -1 when the bytes are not a state. */
+/* Hand the live distinct values to fn (hash, bucket) and forget them: the
+ * state keeps its distinct values elsewhere from now on (k->ext). */
+void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
+                             void (*fn)(void *ud, uint64_t h, int64_t bucket), void *ud);
+
+/* Binary encoding (little-endian, versioned), distinct values included
+ * unless they are kept elsewhere. decode returns 0, or -1 when the bytes
+ * are not a state. */
 void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out);
 int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len);
 
