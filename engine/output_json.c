@@ -11,11 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static void key_str(dg_buf *b, const char *key, const char *s, size_t n)
+/* ,"key": and a JSON string; the key is a literal, so its length is known */
+#define key_str(b, key, s, n) key_str_((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (s), (n))
+
+static void key_str_(dg_buf *b, const char *prefix, size_t plen, const char *s, size_t n)
 {
-    dg_buf_putc(b, ',');
-    dg_buf_json_str(b, key, strlen(key));
-    dg_buf_putc(b, ':');
+    dg_buf_append(b, prefix, plen);
     dg_buf_json_str(b, s, n);
 }
 
@@ -28,11 +29,11 @@ static void decision_id(dg_buf *b, const char *seed, size_t n)
     dg_buf_putc(b, '"');
 }
 
-static void field(dg_buf *b, const struct dg_event *ev, int f, const char *key)
-{
-    if (ev->f[f].t == DG_T_STR)
-        key_str(b, key, ev->f[f].u.s, ev->f[f].len);
-}
+#define field(b, ev, fld, key)                                           \
+    do {                                                                 \
+        if ((ev)->f[(fld)].t == DG_T_STR)                                \
+            key_str((b), key, (ev)->f[(fld)].u.s, (ev)->f[(fld)].len);   \
+    } while (0)
 
 static void ts_field(dg_buf *b, const char *raw, size_t len, int is_int)
 {
@@ -43,7 +44,7 @@ static void ts_field(dg_buf *b, const char *raw, size_t len, int is_int)
         dg_buf_json_str(b, raw, len);
 }
 
-static void tail(dg_buf *b, const struct dg_ruleset *rs, const char *decided_at)
+static void tail(dg_buf *b, const char *decided_at)
 {
     if (decided_at)
         key_str(b, "decided_at", decided_at, strlen(decided_at));
@@ -99,7 +100,7 @@ void dg_decision_encode(const struct dg_ruleset *rs, const struct dg_event *ev,
     dg_buf_puts(b, "]");
     key_str(b, "rules_version", rs->version, strlen(rs->version));
     ts_field(b, ev->ts_raw, ev->ts_raw_len, ev->ts_is_int);
-    tail(b, rs, decided_at);
+    tail(b, decided_at);
 }
 
 void dg_reject_encode(const struct dg_ruleset *rs, const struct dg_reject *rej, const char *raw,
@@ -139,5 +140,5 @@ void dg_reject_encode(const struct dg_ruleset *rs, const struct dg_reject *rej, 
         ts_field(b, rej->ts_raw, strlen(rej->ts_raw), rej->ts_is_int);
     else
         dg_buf_puts(b, ",\"ts\":0");
-    tail(b, rs, decided_at);
+    tail(b, decided_at);
 }

@@ -23,11 +23,23 @@ typedef struct dg_arena_block dg_arena_block;
 typedef struct dg_arena {
     dg_arena_block *head;
     size_t block_size;
+    unsigned char *cur, *end; /* free space in head: the inline fast path */
 } dg_arena;
 
 void dg_arena_init(dg_arena *a, size_t block_size);
-/* Returns 8-byte aligned memory; aborts on out-of-memory like dg_xmalloc. */
-void *dg_arena_alloc(dg_arena *a, size_t n);
+void *dg_arena_alloc_slow(dg_arena *a, size_t n);
+/* Returns 8-byte aligned memory; aborts on out-of-memory like dg_xmalloc.
+ * Inline: cJSON calls it for every node it parses. */
+static inline void *dg_arena_alloc(dg_arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(a->end - a->cur) >= n) {
+        void *p = a->cur;
+        a->cur += n;
+        return p;
+    }
+    return dg_arena_alloc_slow(a, n);
+}
 char *dg_arena_strndup(dg_arena *a, const char *s, size_t n);
 /* Forget everything allocated but keep the first block for reuse. */
 void dg_arena_reset(dg_arena *a);
