@@ -33,7 +33,7 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit cases test-san bench demo fuzz deps clean
+.PHONY: all test unit cases integration test-san bench demo fuzz deps clean
 # keep test and bench objects between runs
 .SECONDARY:
 all: $(BUILD)/drainguard
@@ -73,11 +73,15 @@ cases: $(BUILD)/drainguard
 	@$(BUILD)/drainguard test rules/
 	@sh tests/check_doc_examples.sh $(BUILD)/drainguard
 
+# end to end on loopback: private redis-server and `drainguard broker`
+integration: $(BUILD)/drainguard
+	@set -e; for t in tests/integration/*.sh; do bash $$t $(BUILD)/drainguard; done
+
 test-san:
-	@$(MAKE) --no-print-directory SANITIZE=address,undefined unit cases
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined unit cases integration
 
 test: deps
-	@$(MAKE) --no-print-directory unit cases
+	@$(MAKE) --no-print-directory unit cases integration
 	@$(MAKE) --no-print-directory test-san
 	@echo "all test suites passed (plain and ASan+UBSan)"
 

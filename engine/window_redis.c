@@ -185,7 +185,8 @@ static int connect_redis(struct rstate *r)
     if (r->c->err)
         return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
     redisSetTimeout(r->c, tv);
-    redisEnableKeepAlive(r->c);
+    if (!r->unix_path && redisEnableKeepAlive(r->c) != REDIS_OK) /* TCP only */
+        return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
     if (r->password) {
         const char *argv[3] = {"AUTH", r->user ? r->user : r->password, r->password};
         size_t lens[3] = {4, strlen(argv[1]), strlen(r->password)};
