@@ -11,7 +11,10 @@ const struct dg_command dg_commands[] = {
     {"replay", dg_cmd_replay, "decide a file of events offline (backtests)", dg_usage_replay},
     {"check", dg_cmd_check, "validate rule files", dg_usage_check},
     {"test", dg_cmd_test, "run the should-match / should-not-match cases of rule packs", dg_usage_test},
+    {"run", dg_cmd_run, "the streaming engine: Kafka in, decisions out, windows in Redis", dg_usage_run},
     {"broker", dg_cmd_broker, "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)", dg_usage_broker},
+    {"produce", dg_cmd_produce, "send lines of a file to a Kafka topic (operators, demo, tests)", dg_usage_produce},
+    {"consume", dg_cmd_consume, "print the messages of a Kafka topic from the beginning", dg_usage_consume},
 };
 const size_t dg_ncommands = sizeof(dg_commands) / sizeof(dg_commands[0]);
 

@@ -1,0 +1,242 @@
+/*
+ * output_kafka.c - Kafka out, the last stage of the pipeline: the only file
+ * that produces with librdkafka. One idempotent producer (acks=all) carries
+ * decisions and dead letters. Delivery reports are counted per round: `run`
+ * sends a batch's messages, waits for the round, and stores the batch's
+ * input offsets only when every one of them was acknowledged.
+ *
+ * Owns: the rd_kafka_t producer, a copy of its configuration (to rebuild it
+ * after a fatal idempotence error, which librdkafka never recovers from on
+ * the same handle), and the round's counters.
+ */
+#include "output_kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WAIT_SAFETY_MS (15 * 60 * 1000) /* far beyond any message.timeout.ms we set */
+
+struct dg_producer {
+    rd_kafka_t *rk;
+    rd_kafka_conf_t *conf;      /* pristine copy, for a rebuild */
+    const char *name;
+    uint64_t round;             /* delivery reports of older rounds are ignored */
+    size_t sent, done, failed;
+    unsigned long long acked_total;
+    char first_error[256];
+    char last_logged[256];
+    int debug;                  /* the `debug` property is set */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct dg_producer *p = opaque;
+    (void)rk;
+    if ((uint64_t)(uintptr_t)m->_private != p->round)
+        return;
+    p->done++;
+    if (m->err) {
+        if (!p->failed++)
+            snprintf(p->first_error, sizeof p->first_error, "%s: %s", rd_kafka_topic_name(m->rkt),
+                     rd_kafka_err2str(m->err));
+    } else {
+        p->acked_total++;
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct dg_producer *p = opaque;
+    (void)rk;
+    (void)err;
+    if (!strncmp(p->last_logged, reason, sizeof p->last_logged - 1))
+        return; /* a broker that stays down repeats itself */
+    snprintf(p->last_logged, sizeof p->last_logged, "%s", reason);
+    fprintf(stderr, "drainguard %s: kafka producer: %s\n", p->name, reason);
+}
+
+static void logger(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    const struct dg_producer *p = rd_kafka_opaque(rk);
+    if (level <= 4 || (p && p->debug))
+        fprintf(stderr, "drainguard: kafka producer %s: %s: %s\n", rd_kafka_name(rk), fac, buf);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *file, const struct dg_kv *kv, char *err,
+                    size_t errsz)
+{
+    char e[512];
+    if (rd_kafka_conf_set(conf, kv->key, kv->val, e, sizeof e) == RD_KAFKA_CONF_OK)
+        return 0;
+    if (file && kv->line)
+        snprintf(err, errsz, "%s:%d:%d: kafka property '%s': %s", file, kv->line, kv->col, kv->key, e);
+    else
+        snprintf(err, errsz, "kafka property '%s': %s", kv->key, e);
+    return -1;
+}
+
+static int start(struct dg_producer *p, char *err, size_t errsz)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errsz, "cannot create the kafka producer: %s", e);
+        return -1;
+    }
+    return 0;
+}
+
+dg_producer *dg_producer_new(const struct dg_config *cfg, const char *name, char *err,
+                             size_t errsz)
+{
+    struct dg_producer *p = dg_xcalloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    p->name = name;
+    /* defaults the user may change, then the user's, then what the
+     * guarantees need (config.c refuses user values for those) */
+    struct dg_kv defaults[] = {
+        {(char *)"client.id", (char *)"drainguard", 0, 0},
+        /* a decision that cannot be delivered in 30 s is reported failed,
+         * and `run` retries its batch instead of waiting five minutes */
+        {(char *)"message.timeout.ms", (char *)"30000", 0, 0},
+        {(char *)"linger.ms", (char *)"1", 0, 0},
+        {(char *)"log.connection.close", (char *)"false", 0, 0},
+    };
+    for (size_t i = 0; i < DG_ARRAY_LEN(defaults); i++)
+        if (conf_set(conf, NULL, &defaults[i], err, errsz))
+            goto out_conf;
+    for (size_t i = 0; i < cfg->kafka.n; i++)
+        p->debug |= !strcmp(cfg->kafka.v[i].key, "debug");
+    for (size_t i = 0; i < cfg->kafka_producer.n; i++)
+        p->debug |= !strcmp(cfg->kafka_producer.v[i].key, "debug");
+    for (size_t i = 0; i < cfg->kafka.n; i++)
+        if (conf_set(conf, cfg->path, &cfg->kafka.v[i], err, errsz))
+            goto out_conf;
+    for (size_t i = 0; i < cfg->kafka_producer.n; i++)
+        if (conf_set(conf, cfg->path, &cfg->kafka_producer.v[i], err, errsz))
+            goto out_conf;
+    struct dg_kv forced[] = {
+        {(char *)"bootstrap.servers", cfg->brokers, 0, 0},
+        {(char *)"enable.idempotence", (char *)"true", 0, 0},
+        {(char *)"acks", (char *)"all", 0, 0},
+    };
+    for (size_t i = 0; i < DG_ARRAY_LEN(forced); i++)
+        if (conf_set(conf, NULL, &forced[i], err, errsz))
+            goto out_conf;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, logger);
+    p->conf = conf;
+    if (start(p, err, errsz) != 0)
+        goto out_conf;
+    return p;
+
+out_conf:
+    rd_kafka_conf_destroy(conf);
+    free(p);
+    return NULL;
+}
+
+static void fail_now(struct dg_producer *p, const char *topic, const char *why)
+{
+    p->sent++;
+    p->done++;
+    if (!p->failed++)
+        snprintf(p->first_error, sizeof p->first_error, "%s: %s", topic, why);
+}
+
+int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t len, const struct dg_header *h, size_t nh)
+{
+    for (;;) {
+        rd_kafka_headers_t *hdrs = NULL;
+        if (nh) {
+            hdrs = rd_kafka_headers_new(nh);
+            for (size_t i = 0; i < nh; i++)
+                rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, (ssize_t)h[i].len);
+        }
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key_len ? key : NULL, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->round), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->sent++;
+            return 0;
+        }
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs); /* not consumed on failure */
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            fail_now(p, topic, rd_kafka_err2str(e));
+            return -1;
+        }
+        rd_kafka_poll(p->rk, 50); /* the local queue is full: let deliveries drain it */
+    }
+}
+
+size_t dg_producer_wait(dg_producer *p, char *err, size_t errsz)
+{
+    int64_t deadline = now_ms() + WAIT_SAFETY_MS;
+    size_t failed;
+    char fatal[256];
+
+    while (p->done < p->sent && now_ms() < deadline)
+        rd_kafka_poll(p->rk, 100);
+    if (p->done < p->sent) {
+        p->failed += p->sent - p->done;
+        if (!p->first_error[0])
+            snprintf(p->first_error, sizeof p->first_error, "no delivery report");
+    }
+    failed = p->failed;
+    if (failed)
+        snprintf(err, errsz, "%s", p->first_error);
+    if (rd_kafka_fatal_error(p->rk, fatal, sizeof fatal)) {
+        char e[512];
+        fprintf(stderr, "drainguard %s: kafka producer: fatal error (%s); starting a new producer\n",
+                p->name, fatal);
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy(p->rk);
+        p->rk = NULL;
+        if (start(p, e, sizeof e) != 0) {
+            fprintf(stderr, "drainguard %s: %s\n", p->name, e);
+            exit(1); /* nothing sensible to do without a producer */
+        }
+    }
+    p->round++;
+    p->sent = p->done = p->failed = 0;
+    p->first_error[0] = '\0';
+    if (!failed)
+        p->last_logged[0] = '\0';
+    return failed;
+}
+
+unsigned long long dg_producer_acked(const dg_producer *p)
+{
+    return p->acked_total;
+}
+
+void dg_producer_free(dg_producer *p, int timeout_ms)
+{
+    if (!p)
+        return;
+    if (p->rk) {
+        rd_kafka_flush(p->rk, timeout_ms);
+        rd_kafka_destroy(p->rk);
+    }
+    rd_kafka_conf_destroy(p->conf);
+    free(p);
+}
