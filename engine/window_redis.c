@@ -38,39 +38,53 @@
 #include <sys/time.h>
 #include <time.h>
 
+/* The write half of a batch, atomic. First the check: every key the batch
+ * read still has the version it had (one MGET; the first 8 bytes of each
+ * string), and so does the freezes' version. Then the writes. Returns
+ * {1}, or {0, key} and writes nothing. */
 static const char commit_script[] =
     "local a = ARGV\n"
-    "local i = 1\n"
-    "local function nx() local v = a[i]; i = i + 1; return v end\n"
-    "local fkey = nx()\n"
-    "local nb = tonumber(nx())\n"
-    "local writes = {}\n"
-    "for _ = 1, nb do\n"
-    "  local k, ver, val, ttl = nx(), nx(), nx(), nx()\n"
-    "  if redis.call('GETRANGE', k, 0, 7) ~= ver then return {0, k} end\n"
-    "  if val ~= '' then writes[#writes + 1] = {k, val, ttl} end\n"
-    "end\n"
-    "for _, w in ipairs(writes) do redis.call('SET', w[1], w[2], 'PX', w[3]) end\n"
-    "local nz = tonumber(nx())\n"
-    "for _ = 1, nz do\n"
-    "  local k, lo, ttl, nm = nx(), nx(), nx(), tonumber(nx())\n"
-    "  for _ = 1, nm do\n"
-    "    local m, sc = nx(), nx()\n"
-    "    redis.call('ZADD', k, 'GT', sc, m)\n"
+    "local call = redis.call\n"
+    "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
+    "if (call('GET', fvkey) or '') ~= fver then return {0, fvkey} end\n"
+    "local n = tonumber(a[4])\n"
+    "local i = 5\n"
+    "if n > 0 then\n"
+    "  local keys = {}\n"
+    "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
+    "  local cur = call('MGET', unpack(keys))\n"
+    "  for j = 1, n do\n"
+    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then return {0, keys[j]} end\n"
     "  end\n"
-    "  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. lo)\n"
-    "  redis.call('PEXPIRE', k, ttl)\n"
     "end\n"
-    "local ne = tonumber(nx())\n"
-    "for _ = 1, ne do\n"
-    "  local k, v, ttl = nx(), nx(), nx()\n"
-    "  redis.call('SET', k, v, 'PX', ttl)\n"
+    "i = i + 2 * n\n"
+    "for _ = 1, tonumber(a[i]) do\n"
+    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
+    "  i = i + 3\n"
     "end\n"
-    "local nf = tonumber(nx())\n"
-    "for _ = 1, nf do\n"
-    "  local f, v = nx(), nx()\n"
-    "  redis.call('HSETNX', fkey, f, v)\n"
+    "i = i + 1\n"
+    "for _ = 1, tonumber(a[i]) do\n"
+    "  local k, lo, ttl, nm = a[i + 1], a[i + 2], a[i + 3], tonumber(a[i + 4])\n"
+    "  i = i + 4\n"
+    "  for _ = 1, nm do\n"
+    "    call('ZADD', k, 'GT', a[i + 2], a[i + 1])\n"
+    "    i = i + 2\n"
+    "  end\n"
+    "  call('ZREMRANGEBYSCORE', k, '-inf', '(' .. lo)\n"
+    "  call('PEXPIRE', k, ttl)\n"
     "end\n"
+    "i = i + 1\n"
+    "for _ = 1, tonumber(a[i]) do\n"
+    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
+    "  i = i + 3\n"
+    "end\n"
+    "i = i + 1\n"
+    "local placed = 0\n"
+    "for _ = 1, tonumber(a[i]) do\n"
+    "  placed = placed + call('HSETNX', fkey, a[i + 1], a[i + 2])\n"
+    "  i = i + 2\n"
+    "end\n"
+    "if placed > 0 then call('INCR', fvkey) end\n"
     "return {1}\n";
 
 /* One window's state inside a key's blob. */
@@ -137,6 +151,9 @@ struct rstate {
     dg_buf kb;
     int32_t *seen;             /* in-batch duplicate table */
     size_t seen_cap;
+    FILE *record;              /* DG_REDIS_RECORD: every command, as RESP */
+    char fver[32];             /* the freezes' version this batch read */
+    size_t fver_len;
 };
 
 /* ------------------------------------------------------------------ */
@@ -163,8 +180,30 @@ static int fail(struct rstate *r, int err, const char *fmt, ...)
     return -1;
 }
 
+/* With DG_REDIS_RECORD=FILE every command goes to FILE too, in RESP, so
+ * that `redis-cli --pipe < FILE` replays the backend's exact Redis work
+ * without the engine (the benchmark's ceiling). */
+static void record(struct rstate *r, int argc, const char **argv, const size_t *lens)
+{
+    if (!r->record || (lens[0] == 4 && !memcmp(argv[0], "AUTH", 4))) /* never the password */
+        return;
+    fprintf(r->record, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        fprintf(r->record, "$%zu\r\n", lens[i]);
+        fwrite(argv[i], 1, lens[i], r->record);
+        fputs("\r\n", r->record);
+    }
+}
+
+static int append(struct rstate *r, int argc, const char **argv, const size_t *lens)
+{
+    record(r, argc, argv, lens);
+    return redisAppendCommandArgv(r->c, argc, argv, lens);
+}
+
 static redisReply *cmd(struct rstate *r, int argc, const char **argv, const size_t *lens)
 {
+    record(r, argc, argv, lens);
     redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
     if (!rep)
         fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
@@ -609,17 +648,23 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         arg(&mget, r->bl[i]->key, r->bl[i]->keylen);
     for (size_t i = 0; i < n; i++)
         arg(&mget, ekeys[i], elens[i]);
+    {
+        size_t fvl;
+        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+        arg(&mget, fv, fvl);
+    }
 
-    /* one round trip: MGET and HMGET */
-    if (redisAppendCommandArgv(r->c, (int)mget.n, mget.v, mget.l) != REDIS_OK)
+    /* one round trip: MGET (state, decisions, the freezes' version) and
+     * HMGET (freezes) */
+    if (append(r, (int)mget.n, mget.v, mget.l) != REDIS_OK)
         goto out_down;
-    if (fields.n > 2 && redisAppendCommandArgv(r->c, (int)fields.n, fields.v, fields.l) != REDIS_OK)
+    if (fields.n > 2 && append(r, (int)fields.n, fields.v, fields.l) != REDIS_OK)
         goto out_down;
 
     /* MGET: the blobs, then the decisions */
     if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
         goto out_down;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n + 1) {
         fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
              rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         goto out;
@@ -646,6 +691,11 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             it->stored = dg_arena_strndup(arena, e->str + 1, e->len - 1);
             it->stored_len = e->len - 1;
         }
+    }
+    {
+        redisReply *e = rep->element[r->nbl + n];
+        r->fver_len = e->type == REDIS_REPLY_STRING && e->len < sizeof r->fver ? e->len : 0;
+        memcpy(r->fver, e->type == REDIS_REPLY_STRING ? e->str : "", r->fver_len);
     }
     freeReplyObject(rep);
     rep = NULL;
@@ -678,7 +728,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         arg(&za, z->key, z->len);
         for (struct dentry *d = z->first; d; d = d->next)
             arg(&za, d->member, 16);
-        int ok = redisAppendCommandArgv(r->c, (int)za.n, za.v, za.l) == REDIS_OK;
+        int ok = append(r, (int)za.n, za.v, za.l) == REDIS_OK;
         args_free(&za);
         if (!ok)
             goto out_down;
@@ -810,29 +860,37 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
     arg_str(&a, r->sha);
     arg_str(&a, "0");
     {
-        size_t fl;
+        size_t fl, fvl;
         const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
         arg(&a, fk, fl);
+        arg(&a, fv, fvl);
+        arg(&a, dg_arena_strndup(&r->arena, r->fver, r->fver_len), r->fver_len);
     }
-    /* every key read: its version must be unchanged; the ones changed are
-     * written with the next version */
+    /* every key read, with the version it had ("" when it did not exist) */
     arg_int(r, &a, (long long)r->nbl);
     for (size_t i = 0; i < r->nbl; i++) {
+        arg(&a, r->bl[i]->key, r->bl[i]->keylen);
+        arg(&a, (const char *)r->bl[i]->ver, r->bl[i]->existed ? 8 : 0);
+    }
+    /* the keys this batch changed, with the next version */
+    size_t nd = 0;
+    for (size_t i = 0; i < r->nbl; i++)
+        nd += r->bl[i]->dirty;
+    arg_int(r, &a, (long long)nd);
+    for (size_t i = 0; i < r->nbl; i++) {
         struct gentry *g = r->bl[i];
+        if (!g->dirty)
+            continue;
+        uint64_t v = 0;
+        for (int k = 0; k < 8; k++)
+            v |= (uint64_t)g->ver[k] << (8 * k);
+        blob.len = 0;
+        encode_blob(g, g->existed ? v + 1 : 1, &blob);
+        char *copy = dg_arena_alloc(&r->arena, blob.len);
+        memcpy(copy, blob.data, blob.len);
         arg(&a, g->key, g->keylen);
-        arg(&a, (const char *)g->ver, g->existed ? 8 : 0);
-        if (g->dirty) {
-            uint64_t v = 0;
-            for (int k = 0; k < 8; k++)
-                v |= (uint64_t)g->ver[k] << (8 * k);
-            blob.len = 0;
-            encode_blob(g, g->existed ? v + 1 : 1, &blob);
-            char *copy = dg_arena_alloc(&r->arena, blob.len);
-            memcpy(copy, blob.data, blob.len);
-            arg(&a, copy, blob.len);
-        } else {
-            arg(&a, "", 0);
-        }
+        arg(&a, copy, blob.len);
         arg_int(r, &a, (long long)gentry_ttl(r, g));
     }
     /* distinct values */
@@ -910,7 +968,7 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
 
     rep = cmd(r, (int)a.n, a.v, a.l);
     if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
-        /* Redis restarted (or flushed its scripts) since we connected */
+        /* Redis restarted (or flushed its scripts) since we loaded ours */
         freeReplyObject(rep);
         rep = NULL;
         redisFree(r->c);
@@ -1000,6 +1058,8 @@ static void redis_destroy(struct dg_state *st)
     free(r->zl);
     free(r->seen);
     dg_buf_free(&r->kb);
+    if (r->record)
+        fclose(r->record);
     free(r->host);
     free(r->unix_path);
     free(r->user);
@@ -1029,6 +1089,12 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_hmap_init(&r->blobs);
     dg_hmap_init(&r->dvals);
     dg_hmap_init(&r->zsets);
+    const char *rec = getenv("DG_REDIS_RECORD");
+    if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
+        snprintf(err, errsz, "DG_REDIS_RECORD: cannot write '%s'", rec);
+        redis_destroy(&r->base);
+        return NULL;
+    }
     if (connect_redis(r) != 0) {
         snprintf(err, errsz, "%s", r->base.errstr);
         redis_destroy(&r->base);
