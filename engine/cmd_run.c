@@ -369,6 +369,7 @@ int dg_cmd_run(int argc, char **argv)
     }
 
     r.p = dg_pipeline_new(rs, st, cfg->batch, 1);
+    dg_pipeline_set_max_future(r.p, cfg->max_future_ms);
     r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
     r.first = dg_xcalloc(cfg->batch, sizeof(*r.first));
     r.next = dg_xcalloc(cfg->batch, sizeof(*r.next));

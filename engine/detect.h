@@ -44,10 +44,13 @@ void dg_detect(const struct dg_ruleset *rs, const struct dg_event *ev,
 void dg_decision_encode(const struct dg_ruleset *rs, const struct dg_event *ev,
                         const struct dg_item *it, const struct dg_decision *d,
                         const char *decided_at, dg_buf *out);
-/* The hold decision of an invalid input (fail closed). */
+/* The hold decision of an invalid input (fail closed). fallback_id names
+ * the input when it has no usable event_id (dg_reject_fallback_id). */
 void dg_reject_encode(const struct dg_ruleset *rs, const struct dg_reject *rej,
-                      const char *raw, size_t rawlen, const char *decided_at,
-                      dg_buf *out);
+                      const char *fallback_id, const char *decided_at, dg_buf *out);
+/* "invalid-" and 24 hex digits of the input's bytes: a redelivery of the
+ * same bytes gets the same ids. out holds 40 bytes. */
+void dg_reject_fallback_id(const char *raw, size_t rawlen, char out[40]);
 /* Render a value the way reasons show it. */
 void dg_value_render(const dg_value *v, dg_buf *out);
 

@@ -103,22 +103,19 @@ void dg_decision_encode(const struct dg_ruleset *rs, const struct dg_event *ev,
     tail(b, decided_at);
 }
 
-void dg_reject_encode(const struct dg_ruleset *rs, const struct dg_reject *rej, const char *raw,
-                      size_t rawlen, const char *decided_at, dg_buf *b)
+void dg_reject_fallback_id(const char *raw, size_t rawlen, char out[40])
 {
-    char synthetic[48];
-    const char *eid = rej->event_id;
-    size_t eidlen = strlen(rej->event_id);
+    char hex[33];
+    dg_hash128_hex(raw, rawlen, hex);
+    snprintf(out, 40, "invalid-%.24s", hex);
+}
 
-    if (!eidlen) {
-        /* no usable event_id: name the input by its bytes, so a redelivery
-         * of the same bytes gets the same ids */
-        char hex[33];
-        dg_hash128_hex(raw, rawlen, hex);
-        snprintf(synthetic, sizeof synthetic, "invalid-%.24s", hex);
-        eid = synthetic;
-        eidlen = strlen(synthetic);
-    }
+void dg_reject_encode(const struct dg_ruleset *rs, const struct dg_reject *rej,
+                      const char *fallback_id, const char *decided_at, dg_buf *b)
+{
+    const char *eid = rej->event_id[0] ? rej->event_id : fallback_id;
+    size_t eidlen = strlen(eid);
+
     decision_id(b, eid, eidlen);
     key_str(b, "event_id", eid, eidlen);
     key_str(b, "type", rej->type[0] ? rej->type : "invalid",

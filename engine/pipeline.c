@@ -28,6 +28,7 @@ struct slot {
     int duplicate;
     int judged;        /* d holds this batch's decision */
     struct dg_decision d;
+    char fallback_id[40]; /* for a reject without a usable event_id */
 };
 
 struct placed {
@@ -48,6 +49,7 @@ struct dg_pipeline {
     struct placed *placed;  /* freezes placed earlier in this batch */
     size_t nplaced;
     int decided_at;
+    int64_t max_future_ms;
     struct dg_pipeline_stats stats;
 };
 
@@ -192,6 +194,52 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
     }
 }
 
+void dg_pipeline_set_max_future(dg_pipeline *p, int64_t max_future_ms)
+{
+    p->max_future_ms = max_future_ms;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_field(char *dst, size_t sz, const dg_value *v)
+{
+    size_t n = v->t == DG_T_STR && v->len < sz ? v->len : 0;
+    memcpy(dst, n ? v->u.s : "", n);
+    dst[n] = '\0';
+}
+
+/* A valid event stamped too far ahead of the clock becomes a reject. */
+static int too_far_ahead(dg_pipeline *p, struct slot *s)
+{
+    const struct dg_event *ev = &s->ev;
+    struct dg_reject *rej = &s->rej;
+    char ahead[32], limit[32];
+    int64_t now;
+
+    if (!p->max_future_ms || ev->ts_ms <= (now = wall_ms()) + p->max_future_ms)
+        return 0;
+    memset(rej, 0, sizeof(*rej));
+    rej->code = DG_R_BAD_VALUE;
+    snprintf(rej->field, sizeof rej->field, "ts");
+    dg_duration_format((ev->ts_ms - now) / 1000 * 1000, ahead);
+    dg_duration_format(p->max_future_ms, limit);
+    snprintf(rej->msg, sizeof rej->msg,
+             "field 'ts': %s ahead of this engine's clock (at most %s allowed)", ahead, limit);
+    copy_field(rej->event_id, sizeof rej->event_id, &ev->f[DG_F_EVENT_ID]);
+    copy_field(rej->withdrawal_id, sizeof rej->withdrawal_id, &ev->f[DG_F_WITHDRAWAL_ID]);
+    copy_field(rej->account_id, sizeof rej->account_id, &ev->f[DG_F_ACCOUNT_ID]);
+    snprintf(rej->type, sizeof rej->type, "%s", dg_event_type_name(ev->type));
+    snprintf(rej->ts_raw, sizeof rej->ts_raw, "%.*s", (int)(ev->ts_raw_len < 63 ? ev->ts_raw_len : 63),
+             ev->ts_raw);
+    rej->ts_is_int = ev->ts_is_int;
+    return 1;
+}
+
 size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
 {
     struct slot *s = &p->slots[p->n];
@@ -202,17 +250,18 @@ size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
     s->duplicate = 0;
     s->out.len = 0;
     p->stats.inputs++;
-    if (dg_decode(s->dec, buf, len, &s->ev, &s->rej) == 0) {
+    if (dg_decode(s->dec, buf, len, &s->ev, &s->rej) == 0 && !too_far_ahead(p, s)) {
         s->valid = 1;
         s->item = (int)p->nitems;
         plan(p, s, &p->items[p->nitems++]);
         p->stats.events[s->ev.type]++;
     } else {
-        /* fail closed: an invalid input that names a withdrawal holds it */
+        /* fail closed: an invalid input that names a withdrawal is held
+         * (the decision is written at flush, with decided_at) */
         s->valid = 0;
         p->stats.rejects[s->rej.code]++;
+        dg_reject_fallback_id(buf, len, s->fallback_id);
         if (s->rej.withdrawal_id[0]) {
-            dg_reject_encode(p->rs, &s->rej, buf, len, NULL, &s->out);
             s->has_decision = 1;
             s->action = DG_HOLD;
         }
@@ -389,6 +438,10 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         struct slot *s = &p->slots[i];
         struct dg_output o = {0};
+        if (!s->valid && s->has_decision) {
+            s->out.len = 0;
+            dg_reject_encode(p->rs, &s->rej, s->fallback_id, dat, &s->out);
+        }
         count(p, s);
         o.tag = s->tag;
         o.duplicate = s->duplicate;
@@ -409,7 +462,9 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
             o.key_len = ev->f[kf].len;
         } else {
             o.reject = &s->rej;
-            o.key = s->rej.withdrawal_id[0] ? s->rej.withdrawal_id : s->rej.event_id;
+            o.key = s->rej.withdrawal_id[0] ? s->rej.withdrawal_id
+                  : s->rej.event_id[0]      ? s->rej.event_id
+                                            : s->fallback_id;
             o.key_len = strlen(o.key);
         }
         rc = emit ? emit(ud, &o) : 0;

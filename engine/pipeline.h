@@ -65,6 +65,13 @@ size_t dg_pipeline_pending(const dg_pipeline *p);
 int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr,
                       size_t errsz);
 
+/* Refuse events stamped more than max_future_ms ahead of the wall clock
+ * (0: no limit, the default; replay trusts its file). They are rejected
+ * like any invalid input: reason bad_value on field 'ts', and a hold when
+ * they name a withdrawal. One event stamped far in the future would
+ * otherwise move windows and expiry ahead for everyone. */
+void dg_pipeline_set_max_future(dg_pipeline *p, int64_t max_future_ms);
+
 /* Drop the pending inputs without deciding them (their state was never
  * applied): for a batch whose partitions were revoked while it waited. */
 void dg_pipeline_discard(dg_pipeline *p);
