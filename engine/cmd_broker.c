@@ -43,7 +43,11 @@ const char dg_usage_broker[] =
     "about 5 MiB of messages (older ones are dropped); no TLS, no SASL, no ACLs;\n"
     "one broker, replication factor 1. It speaks the Kafka protocol well enough\n"
     "for consumer groups, idempotent producers and committed offsets, which is\n"
-    "what drainguard's tests and demo need. Production uses a real Kafka cluster.\n";
+    "what drainguard's tests and demo need. After a group's last member leaves, a\n"
+    "new member is let in only when the old session has timed out: give test\n"
+    "consumers a short kafka.consumer.session.timeout.ms (e.g. 6000). With --port,\n"
+    "clients bootstrap on that port and then talk to the broker's own loopback\n"
+    "port. Production uses a real Kafka cluster.\n";
 
 static volatile sig_atomic_t stop;
 
