@@ -203,7 +203,8 @@ static struct names *names_get(const char *const *extra, size_t n)
     if (!t) {
         t = dg_xcalloc(1, sizeof *t);
         for (int f = 0; f < DG_F_NKNOWN; f++)
-            table_find(t, dg_fields[f].name, 1)->field = (int8_t)f;
+            if (dg_fields[f].kind != DG_FK_COMPUTED) /* the engine's, not the input's */
+                table_find(t, dg_fields[f].name, 1)->field = (int8_t)f;
         t->nextra = n;
         for (size_t i = 0; i < n; i++) {
             t->extra_names[i] = dg_xstrdup(extra[i]);
@@ -1001,8 +1002,9 @@ int dg_decode(dg_decoder *d, const char *buf, size_t len,
         if (f == DG_F_TYPE)
             continue;
         ev->f[f] = dg_none();
-        if (fd->presence[type] == DG_P_ABSENT)
-            continue; /* not this type's field: an unknown field, ignored */
+        if (fd->presence[type] == DG_P_ABSENT || fd->kind == DG_FK_COMPUTED)
+            continue; /* not this type's field (an unknown field, ignored), or
+                         one the engine computes later */
         if (!c || (c->type & 0xFF) == cJSON_NULL) {
             if (fd->presence[type] == DG_P_REQUIRED)
                 return reject(d, rej, DG_R_MISSING_FIELD, fd->name,

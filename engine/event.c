@@ -55,6 +55,8 @@ const struct dg_field_def dg_fields[DG_F_NKNOWN] = {
     /* max_len here bounds each id; the count is DG_MAX_WITHDRAWAL_IDS */
     [DG_F_WITHDRAWAL_IDS]   = { "withdrawal_ids",     DG_FK_STR_ARRAY,  0, ID_LEN,  { P_, P_, PO, P_ } },
     [DG_F_BALANCE]          = { "balance",            DG_FK_AMOUNT,     1, AMT_LEN, { P_, P_, P_, PR } },
+    [DG_F_RECONCILED]       = { "reconciled",         DG_FK_COMPUTED,   0, 0,       { P_, P_, PO, P_ } },
+    [DG_F_RECONCILE_PROBLEM]= { "reconcile_problem",  DG_FK_COMPUTED,   0, 0,       { P_, P_, PO, P_ } },
 };
 
 /* Linear: 24 short names, called when rules are compiled and by tools,
@@ -83,6 +85,8 @@ dg_type dg_field_type(int field)
         return DG_T_NUM;
     case DG_FK_STR_ARRAY:
         return DG_T_NUM; /* rules see the number of ids */
+    case DG_FK_COMPUTED:
+        return field == DG_F_RECONCILED ? DG_T_BOOL : DG_T_STR;
     default:
         return DG_T_NONE;
     }

@@ -55,6 +55,11 @@ enum dg_field {
     DG_F_TX_HASH,
     DG_F_WITHDRAWAL_IDS, /* array of strings; as a value: the count */
     DG_F_BALANCE,
+    /* computed by the engine, never read from the input (DG_FK_COMPUTED) */
+    DG_F_RECONCILED,        /* wallet.outflow: every request it pays was
+                               allowed, unpaid, to this destination, and
+                               the amounts agree */
+    DG_F_RECONCILE_PROBLEM, /* wallet.outflow: why not, in a sentence */
     DG_F_NKNOWN
 };
 
@@ -64,7 +69,9 @@ enum dg_field_kind {
     DG_FK_TIME,      /* RFC 3339 string or integer epoch ms */
     DG_FK_AMOUNT,    /* decimal string or number; > 0 (>= 0 with min0) */
     DG_FK_NUMBER,    /* JSON number, >= 0, finite */
-    DG_FK_STR_ARRAY  /* array of strings */
+    DG_FK_STR_ARRAY, /* array of strings */
+    DG_FK_COMPUTED   /* set by the engine; an input field of that name is
+                        just an unknown field */
 };
 
 /* Presence of a field on one event type. */

@@ -5,6 +5,8 @@
  */
 #include "pipeline.h"
 #include "detect.h"
+#include "hmap.h"
+#include "reconcile.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -48,6 +50,9 @@ struct dg_pipeline {
     dg_value *win;          /* window values of the item being judged */
     struct placed *placed;  /* freezes placed earlier in this batch */
     size_t nplaced;
+    dg_hmap reqov;          /* withdrawal_id -> dg_reqrec decided or paid
+                               earlier in this batch */
+    dg_buf problem;
     int decided_at;
     int64_t max_future_ms;
     struct dg_pipeline_stats stats;
@@ -73,6 +78,7 @@ dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, s
     p->placed = dg_xcalloc(p->cap * DG_NSCOPES, sizeof(*p->placed));
     p->decided_at = decided_at;
     dg_arena_init(&p->arena, 64 * 1024);
+    dg_hmap_init(&p->reqov);
     make_decoders(p);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
     p->stats.hits = dg_xcalloc(rs->nrules + 1, sizeof(uint64_t));
@@ -93,6 +99,8 @@ void dg_pipeline_free(dg_pipeline *p)
     free(p->win);
     free(p->stats.hits);
     dg_arena_free(&p->arena);
+    dg_hmap_free(&p->reqov);
+    dg_buf_free(&p->problem);
     free(p);
 }
 
@@ -179,6 +187,14 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
         }
         if (op->add || op->read)
             it->nops++;
+    }
+    if (t == DG_EV_WITHDRAWAL) {
+        it->own_id = ev->f[DG_F_WITHDRAWAL_ID].u.s; /* NUL-terminated */
+        it->req_ids = &it->own_id;
+        it->nreq_ids = 1;
+    } else if (t == DG_EV_OUTFLOW) {
+        it->req_ids = ev->ids;
+        it->nreq_ids = ev->nids;
     }
     for (int sc = 0; sc < DG_NSCOPES; sc++) {
         if (sc == DG_SCOPE_GLOBAL) {
@@ -288,6 +304,71 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
+/* The record of withdrawal id as this batch sees it: decided or paid
+ * earlier in the batch, else as the backend had it. */
+static const struct dg_reqrec *req_lookup(dg_pipeline *p, const struct dg_item *it, size_t k)
+{
+    const char *id = it->req_ids[k];
+    const struct dg_reqrec *r = dg_hmap_get(&p->reqov, id, strlen(id));
+    return r ? r : it->reqs ? it->reqs[k] : NULL;
+}
+
+static struct dg_reqrec *req_write(dg_pipeline *p, struct dg_item *it, const struct dg_reqrec *from)
+{
+    struct dg_reqrec *r = dg_arena_alloc(&p->arena, sizeof(*r));
+    *r = *from;
+    dg_hmap_put(&p->reqov, r->id, r->idlen, r);
+    if (!it->writes)
+        it->writes = dg_arena_alloc(&p->arena, (it->nreq_ids ? it->nreq_ids : 1) * sizeof(*it->writes));
+    it->writes[it->nwrites++] = r;
+    return r;
+}
+
+/* Before the rules: is this outflow paid for? */
+static void reconcile_outflow(dg_pipeline *p, struct slot *s, struct dg_item *it)
+{
+    struct dg_event *ev = &s->ev;
+    const struct dg_reqrec **recs = dg_arena_alloc(&p->arena, (ev->nids + 1) * sizeof(*recs));
+    for (size_t k = 0; k < ev->nids; k++)
+        recs[k] = req_lookup(p, it, k);
+    int ok = dg_reconcile(ev, recs, p->rs->outflow_tolerance, &p->problem);
+    ev->f[DG_F_RECONCILED] = dg_bool(ok);
+    ev->f[DG_F_RECONCILE_PROBLEM] =
+        ok ? dg_none() : dg_str(dg_arena_strndup(&p->arena, p->problem.data, p->problem.len), p->problem.len);
+    /* whatever the verdict, the requests it names are paid now: a second
+     * transfer for them is a problem of its own */
+    for (size_t k = 0; k < ev->nids; k++) {
+        if (!recs[k] || recs[k]->paid)
+            continue;
+        struct dg_reqrec *r = req_write(p, it, recs[k]);
+        r->paid = 1;
+        r->tx = ev->f[DG_F_TX_HASH].u.s;
+        r->txlen = ev->f[DG_F_TX_HASH].len;
+    }
+}
+
+/* After the rules: remember the request and its decision. A withdrawal_id
+ * seen before keeps its payment (so reusing an id cannot pay twice). */
+static void remember_request(dg_pipeline *p, struct slot *s, struct dg_item *it, int action)
+{
+    const struct dg_event *ev = &s->ev;
+    const struct dg_reqrec *old = req_lookup(p, it, 0);
+    struct dg_reqrec r = {0};
+    r.id = ev->f[DG_F_WITHDRAWAL_ID].u.s;
+    r.idlen = ev->f[DG_F_WITHDRAWAL_ID].len;
+    r.action = action;
+    r.paid = old ? old->paid : 0;
+    r.tx = old ? old->tx : NULL;
+    r.txlen = old ? old->txlen : 0;
+    r.asset = ev->f[DG_F_ASSET].u.s;
+    r.assetlen = ev->f[DG_F_ASSET].len;
+    r.dest = ev->f[DG_F_DEST_ADDRESS].u.s;
+    r.destlen = ev->f[DG_F_DEST_ADDRESS].len;
+    r.amount = dg_amount8(ev->f[DG_F_AMOUNT].u.n);
+    r.ts = ev->ts_ms;
+    req_write(p, it, &r);
+}
+
 /* Judge one new event and encode its decision into its slot. */
 static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char *decided_at)
 {
@@ -300,7 +381,13 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
         if (it->ops[o].read)
             p->win[it->ops[o].win] = rs->windows[it->ops[o].win].agg->value(&it->ops[o].raw);
     it->frozen |= (uint32_t)frozen_in_batch(p, it);
+    it->writes = NULL;
+    it->nwrites = 0;
+    if (s->ev.type == DG_EV_OUTFLOW)
+        reconcile_outflow(p, s, it);
     dg_detect(rs, &s->ev, p->win, it, &p->arena, d);
+    if (s->ev.type == DG_EV_WITHDRAWAL)
+        remember_request(p, s, it, d->action);
     for (size_t o = 0; o < it->nops; o++)
         p->win[it->ops[o].win] = dg_none();
 
@@ -377,6 +464,8 @@ static int decide(dg_pipeline *p, const char *dat)
     if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
         return -1;
     p->nplaced = 0;
+    dg_hmap_free(&p->reqov); /* what earlier attempts at this batch noted */
+    dg_hmap_init(&p->reqov);
     for (size_t i = 0; i < p->n; i++) {
         struct slot *s = &p->slots[i];
         if (!s->valid)

@@ -151,6 +151,7 @@ struct dg_ruleset {
     size_t ntouch[DG_EV_NTYPES];
     uint8_t *reads[DG_EV_NTYPES]; /* [window] 1 when rules of the type read it */
     int has_rules[DG_EV_NTYPES];
+    double outflow_tolerance;  /* reconciliation: |paid - requested| / requested */
 };
 
 /* Diagnostics from loading and checking: errors and warnings, each with

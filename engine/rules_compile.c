@@ -8,6 +8,7 @@
  * its plan: the windows it adds to or reads, in index order.
  */
 #include "rules.h"
+#include "reconcile.h"
 #include "rules_tree.h"
 #include "util.h"
 
@@ -1068,7 +1069,35 @@ struct src {
     struct dg_ynode *root;
 };
 
-static const char *const top_keys[] = {"version", "description", "lists", "windows", "rules"};
+static const char *const top_keys[] = {"version", "description", "lists", "windows", "rules",
+                                       "reconciliation"};
+
+/* reconciliation: {tolerance: 0.5%} - how far an outflow's amount may be
+ * from the sum of the requests it pays, relative to that sum */
+static void compile_reconciliation(struct cctx *c, const struct dg_ynode *n)
+{
+    static const char *const keys[] = {"tolerance"};
+    if (n->kind != DG_Y_MAP) {
+        err_at(c, n, "'reconciliation' must be a mapping, e.g. {tolerance: 0.5%%}");
+        return;
+    }
+    check_keys(c, n, keys, DG_ARRAY_LEN(keys), "reconciliation");
+    const struct dg_ynode *t = get(n, "tolerance");
+    if (!t || !is_scalar(c, t, "tolerance"))
+        return;
+    char *end;
+    double v = strtod(t->text, &end);
+    if (end != t->text && *end == '%' && end[1] == '\0')
+        v /= 100;
+    else if (end == t->text || *end)
+        v = -1;
+    if (!(v >= 0 && v <= 0.5)) {
+        err_at(c, t, "reconciliation: tolerance must be a share from 0%% to 50%% (e.g. 0.5%%), not '%s'",
+               t->text);
+        return;
+    }
+    c->rs->outflow_tolerance = v;
+}
 
 static struct dg_ruleset *compile_set(struct src *srcs, size_t nsrc, const char *text_digest,
                                       struct dg_diag *diag)
@@ -1081,6 +1110,7 @@ static struct dg_ruleset *compile_set(struct src *srcs, size_t nsrc, const char 
     c.diag = diag;
     c.cur_rule = -1;
     snprintf(rs->version, sizeof rs->version, "rv1-%s", text_digest);
+    rs->outflow_tolerance = DG_DEFAULT_OUTFLOW_TOLERANCE;
 
     /* pass 0: shape of each file, and count windows and rules */
     for (size_t f = 0; f < nsrc; f++) {
@@ -1123,6 +1153,9 @@ static struct dg_ruleset *compile_set(struct src *srcs, size_t nsrc, const char 
         if (!srcs[f].root)
             continue;
         c.file = srcs[f].file;
+        const struct dg_ynode *rc = get(srcs[f].root, "reconciliation");
+        if (rc)
+            compile_reconciliation(&c, rc);
         const struct dg_ynode *l = get(srcs[f].root, "lists");
         if (l && !(l->kind == DG_Y_SCALAR && l->len == 0))
             compile_lists(&c, l, srcs[f].dir);

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "reconcile.h"
 #include "rules.h"
 #include "util.h"
 
@@ -60,6 +61,16 @@ struct dg_item {
     size_t stored_len;
     uint32_t frozen;                     /* bit per scope: frozen now */
     int late;                            /* too late for some window */
+    /* reconciliation (reconcile.h). in: the withdrawal ids whose records
+     * this event needs (a withdrawal: its own; an outflow: those it pays);
+     * out of apply(): their records, NULL when unknown; in to commit(): the
+     * records to write (a decided request; requests an outflow paid) */
+    const char *const *req_ids;
+    size_t nreq_ids;
+    const struct dg_reqrec **reqs;
+    const struct dg_reqrec **writes;
+    size_t nwrites;
+    const char *own_id;                  /* storage for req_ids of a withdrawal */
     /* in to commit() */
     const char *decision;                /* "" when the event gets none */
     size_t decision_len;

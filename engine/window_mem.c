@@ -56,6 +56,14 @@ static const char *dedupe_text(const struct dedupe *d)
     return d->data + d->keylen;
 }
 
+/* A remembered withdrawal request: its id (the map key), then its
+ * encoded dg_reqrec. */
+struct mreq {
+    int64_t ts;
+    uint32_t len, keylen;
+    char data[];
+};
+
 struct freeze {
     int64_t ts;
     char *rule_id, *reason, *event_id;
@@ -66,6 +74,8 @@ struct mem_state {
     dg_hmap keys;      /* keyset hash + key -> struct wgroup */
     dg_hmap dedupe;    /* event_id -> struct dedupe */
     dg_hmap freezes;   /* scope '|' key -> struct freeze */
+    dg_hmap reqs;      /* withdrawal_id -> struct mreq (reconciliation) */
+    size_t rcursor;
     int64_t watermark; /* highest event time seen */
     size_t kcursor, dcursor;
     struct dg_mem_stats stats;
@@ -169,6 +179,16 @@ static void sweep(struct mem_state *ms, size_t created)
             dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is g's */
             group_free(g);
             ms->stats.expired_keys++;
+        }
+    }
+    for (int i = 0; i < SWEEP_PER_EVENT && ms->reqs.n; i++) {
+        struct dg_hslot *s = dg_hmap_slot(&ms->reqs, &ms->rcursor);
+        if (!s)
+            continue;
+        struct mreq *q = s->val;
+        if (ms->watermark - q->ts > DG_REQUEST_RETENTION_MS) {
+            dg_hmap_del_slot(&ms->reqs, s);
+            free(q);
         }
     }
     for (int i = 0; i < SWEEP_PER_EVENT && ms->dedupe.n; i++) {
@@ -286,6 +306,20 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         }
         if (it->late)
             ms->stats.late_events++;
+        if (it->nreq_ids) {
+            it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
+            for (size_t k = 0; k < it->nreq_ids; k++) {
+                const char *id = it->req_ids[k];
+                struct mreq *q = dg_hmap_get(&ms->reqs, id, strlen(id));
+                struct dg_reqrec *rec = NULL;
+                if (q && ms->watermark - q->ts <= DG_REQUEST_RETENTION_MS) {
+                    rec = dg_arena_alloc(arena, sizeof(*rec));
+                    if (dg_reqrec_decode(rec, q->data + q->keylen, q->len, arena) != 0)
+                        rec = NULL; /* cannot happen: we wrote it */
+                }
+                it->reqs[k] = rec;
+            }
+        }
         sweep(ms, created);
         if (!ms->freezes.n)
             continue;
@@ -317,6 +351,20 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         memcpy(d->data + d->keylen, it->decision ? it->decision : "", it->decision_len);
         d->data[d->keylen + d->len] = '\0';
         free(dg_hmap_put(&ms->dedupe, d->data, d->keylen, d));
+        for (size_t w = 0; w < it->nwrites; w++) {
+            const struct dg_reqrec *rec = it->writes[w];
+            ms->kb.len = 0;
+            dg_reqrec_encode(rec, &ms->kb);
+            struct mreq *q = dg_xmalloc(sizeof(*q) + rec->idlen + ms->kb.len);
+            q->ts = rec->ts;
+            q->keylen = rec->idlen;
+            q->len = (uint32_t)ms->kb.len;
+            memcpy(q->data, rec->id, rec->idlen);
+            memcpy(q->data + rec->idlen, ms->kb.data, ms->kb.len);
+            struct mreq *old = dg_hmap_put(&ms->reqs, q->data, q->keylen, q);
+            if (old && old != q)
+                free(old);
+        }
         for (int s = 0; s < DG_NSCOPES; s++) {
             if (!(it->freeze & (1u << s)) || !it->scope_key[s])
                 continue;
@@ -352,9 +400,13 @@ static void mem_destroy(struct dg_state *st)
             free(f->event_id);
             free(f);
         }
+    for (size_t i = 0; i < ms->reqs.cap; i++)
+        if (ms->reqs.slots[i].hash)
+            free(ms->reqs.slots[i].val);
     dg_hmap_free(&ms->keys);
     dg_hmap_free(&ms->dedupe);
     dg_hmap_free(&ms->freezes);
+    dg_hmap_free(&ms->reqs);
     dg_buf_free(&ms->kb);
     free(ms->batch);
     free(ms);
@@ -382,6 +434,7 @@ struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
     ms->watermark = INT64_MIN / 2;
     dg_hmap_init_borrowed(&ms->keys);
     dg_hmap_init_borrowed(&ms->dedupe);
+    dg_hmap_init_borrowed(&ms->reqs);
     dg_hmap_init(&ms->freezes);
     return &ms->base;
 }

@@ -24,6 +24,8 @@
  *                          window keyed by the same fields, one section each
  *   P d:<state_id>:<key>   sorted set: distinct value -> latest bucket
  *   P e:<event_id>         string: "D" + the decision ("D" alone: none)
+ *   P r:<withdrawal_id>    string: version (8 bytes LE) + the request's record
+ *                          (reconciliation: decision, destination, paid?)
  *   P freezes              hash: "<scope>|<key>" -> JSON record
  */
 #include "state.h"
@@ -87,6 +89,16 @@ static const char commit_script[] =
     "if placed > 0 then call('INCR', fvkey) end\n"
     "return {1}\n";
 
+/* A withdrawal request's record this batch reads (and maybe writes). */
+struct rentry {
+    const char *key;
+    size_t keylen;
+    int existed;
+    unsigned char ver[8];
+    const struct dg_reqrec *rec;   /* as read; NULL when absent */
+    const struct dg_reqrec *write; /* the batch's last write, or NULL */
+};
+
 /* One window's state inside a key's blob. */
 struct section {
     const struct dg_window *w; /* NULL: a window this rule set lacks, kept as is */
@@ -145,6 +157,9 @@ struct rstate {
     size_t nbl, capbl;
     struct zset **zl;
     size_t nzl, capzl;
+    dg_hmap recs;              /* Redis key -> struct rentry */
+    struct rentry **rl;
+    size_t nrl, caprl;
     struct dentry **dl;
     size_t ndl, capdl;
     int batch_open;
@@ -299,7 +314,9 @@ static void batch_reset(struct rstate *r)
             dg_wstate_release(&r->bl[i]->sec[k].st);
         free(r->bl[i]->sec);
     }
-    r->nbl = r->ndl = r->nzl = 0;
+    r->nbl = r->ndl = r->nzl = r->nrl = 0;
+    dg_hmap_free(&r->recs);
+    dg_hmap_init(&r->recs);
     dg_hmap_free(&r->blobs);
     dg_hmap_free(&r->dvals);
     dg_hmap_free(&r->zsets);
@@ -329,6 +346,26 @@ static const char *pkey(struct rstate *r, const char *kind, const char *a, size_
     *p = '\0';
     *len = (size_t)(p - k);
     return k;
+}
+
+static struct rentry *rentry_for(struct rstate *r, const char *id)
+{
+    size_t len;
+    const char *k = pkey(r, "r:", id, strlen(id), NULL, 0, &len);
+    struct rentry *e = dg_hmap_get(&r->recs, k, len);
+    if (e)
+        return e;
+    e = dg_arena_alloc(&r->arena, sizeof(*e));
+    memset(e, 0, sizeof(*e));
+    e->key = k;
+    e->keylen = len;
+    dg_hmap_put(&r->recs, k, len, e);
+    if (r->nrl == r->caprl) {
+        r->caprl = r->caprl ? r->caprl * 2 : 64;
+        r->rl = dg_xrealloc(r->rl, r->caprl * sizeof(*r->rl));
+    }
+    r->rl[r->nrl++] = e;
+    return e;
 }
 
 static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
@@ -631,6 +668,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             const struct dg_window *w = &rs->windows[it->ops[o].win];
             gentry_for(r, w, &it->ops[o]);
         }
+        for (size_t k = 0; k < it->nreq_ids; k++)
+            rentry_for(r, it->req_ids[k]);
         for (int sc = 0; sc < DG_NSCOPES; sc++) {
             if (!it->scope_key[sc])
                 continue;
@@ -648,6 +687,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         arg(&mget, r->bl[i]->key, r->bl[i]->keylen);
     for (size_t i = 0; i < n; i++)
         arg(&mget, ekeys[i], elens[i]);
+    for (size_t i = 0; i < r->nrl; i++)
+        arg(&mget, r->rl[i]->key, r->rl[i]->keylen);
     {
         size_t fvl;
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
@@ -664,7 +705,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     /* MGET: the blobs, then the decisions */
     if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
         goto out_down;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n + 1) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n + r->nrl + 1) {
         fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
              rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         goto out;
@@ -692,8 +733,22 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             it->stored_len = e->len - 1;
         }
     }
+    for (size_t i = 0; i < r->nrl; i++) {
+        struct rentry *re = r->rl[i];
+        redisReply *e = rep->element[r->nbl + n + i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        struct dg_reqrec *rec = dg_arena_alloc(arena, sizeof(*rec));
+        if (e->len < 9 || dg_reqrec_decode(rec, e->str + 8, e->len - 8, arena) != 0) {
+            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold a request record", (int)re->keylen, re->key);
+            goto out;
+        }
+        memcpy(re->ver, e->str, 8);
+        re->existed = 1;
+        re->rec = rec;
+    }
     {
-        redisReply *e = rep->element[r->nbl + n];
+        redisReply *e = rep->element[r->nbl + n + r->nrl];
         r->fver_len = e->type == REDIS_REPLY_STRING && e->len < sizeof r->fver ? e->len : 0;
         memcpy(r->fver, e->type == REDIS_REPLY_STRING ? e->str : "", r->fver_len);
     }
@@ -781,6 +836,11 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         }
         if (!it->decidable)
             continue;
+        if (it->nreq_ids) {
+            it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
+            for (size_t k = 0; k < it->nreq_ids; k++)
+                it->reqs[k] = rentry_for(r, it->req_ids[k])->rec;
+        }
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
@@ -868,16 +928,44 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         arg(&a, dg_arena_strndup(&r->arena, r->fver, r->fver_len), r->fver_len);
     }
     /* every key read, with the version it had ("" when it did not exist) */
-    arg_int(r, &a, (long long)r->nbl);
+    arg_int(r, &a, (long long)(r->nbl + r->nrl));
     for (size_t i = 0; i < r->nbl; i++) {
         arg(&a, r->bl[i]->key, r->bl[i]->keylen);
         arg(&a, (const char *)r->bl[i]->ver, r->bl[i]->existed ? 8 : 0);
     }
+    for (size_t i = 0; i < r->nrl; i++) {
+        arg(&a, r->rl[i]->key, r->rl[i]->keylen);
+        arg(&a, (const char *)r->rl[i]->ver, r->rl[i]->existed ? 8 : 0);
+    }
+    /* the request records this batch wrote: the last write of each wins */
+    for (size_t i = 0; i < n; i++)
+        for (size_t w = 0; !items[i].dup && w < items[i].nwrites; w++) {
+            char *id = dg_arena_strndup(&r->arena, items[i].writes[w]->id, items[i].writes[w]->idlen);
+            rentry_for(r, id)->write = items[i].writes[w];
+        }
     /* the keys this batch changed, with the next version */
     size_t nd = 0;
     for (size_t i = 0; i < r->nbl; i++)
         nd += r->bl[i]->dirty;
+    for (size_t i = 0; i < r->nrl; i++)
+        nd += r->rl[i]->write != NULL;
     arg_int(r, &a, (long long)nd);
+    for (size_t i = 0; i < r->nrl; i++) {
+        struct rentry *re = r->rl[i];
+        if (!re->write)
+            continue;
+        uint64_t v = 0;
+        for (int k = 0; k < 8; k++)
+            v |= (uint64_t)re->ver[k] << (8 * k);
+        v = re->existed ? v + 1 : 1;
+        blob.len = 0;
+        for (int k = 0; k < 8; k++)
+            dg_buf_putc(&blob, (char)(v >> (8 * k)));
+        dg_reqrec_encode(re->write, &blob);
+        arg(&a, re->key, re->keylen);
+        arg(&a, dg_arena_strndup(&r->arena, blob.data, blob.len), blob.len);
+        arg_int(r, &a, (long long)DG_REQUEST_RETENTION_MS);
+    }
     for (size_t i = 0; i < r->nbl; i++) {
         struct gentry *g = r->bl[i];
         if (!g->dirty)
@@ -1053,6 +1141,8 @@ static void redis_destroy(struct dg_state *st)
     if (r->c)
         redisFree(r->c);
     dg_hmap_free(&r->zsets);
+    dg_hmap_free(&r->recs);
+    free(r->rl);
     free(r->bl);
     free(r->dl);
     free(r->zl);
@@ -1089,6 +1179,7 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_hmap_init(&r->blobs);
     dg_hmap_init(&r->dvals);
     dg_hmap_init(&r->zsets);
+    dg_hmap_init(&r->recs);
     const char *rec = getenv("DG_REDIS_RECORD");
     if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
         snprintf(err, errsz, "DG_REDIS_RECORD: cannot write '%s'", rec);
