@@ -371,9 +371,12 @@ static struct rentry *rentry_for(struct rstate *r, const char *id)
 static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
                                  const struct dg_winop *op)
 {
-    char ks[17];
+    static const char hex[] = "0123456789abcdef";
+    char ks[16];
     size_t len;
-    snprintf(ks, sizeof ks, "%016llx", (unsigned long long)w->keyset_hash);
+    uint64_t v = w->keyset_hash;
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        ks[i] = hex[v & 15];
     const char *k = pkey(r, "g:", ks, 16, op->key, op->keylen, &len);
     struct gentry *g = dg_hmap_get(&r->blobs, k, len);
     if (g)

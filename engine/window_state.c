@@ -297,12 +297,13 @@ void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
 #define WSTATE_MAGIC 0x57 /* 'W' */
 #define WSTATE_VERSION 2
 
+/* The caller reserved the room (dg_wstate_encode sizes the state first). */
 static void put64(dg_buf *b, uint64_t v)
 {
-    unsigned char x[8];
+    unsigned char *x = (unsigned char *)b->data + b->len;
     for (int i = 0; i < 8; i++)
         x[i] = (unsigned char)(v >> (8 * i));
-    dg_buf_append(b, x, 8);
+    b->len += 8;
 }
 
 static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
@@ -319,6 +320,9 @@ static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
 void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
 {
     unsigned char hdr[2] = {WSTATE_MAGIC, WSTATE_VERSION};
+    size_t need = 2 + 8 * 8 + 16 + (k->last.t == DG_T_STR ? k->last.len : 0) + 16 +
+                  (k->ext ? 0 : (size_t)k->dn * 16) + 8 + (size_t)k->nb * 48;
+    dg_buf_reserve(out, need);
     dg_buf_append(out, hdr, 2);
     put64(out, (uint64_t)k->head);
     put64(out, (uint64_t)k->last_touch);
@@ -331,7 +335,8 @@ void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
     switch (k->last.t) {
     case DG_T_STR:
         put64(out, k->last.len);
-        dg_buf_append(out, k->last.u.s, k->last.len);
+        memcpy(out->data + out->len, k->last.u.s, k->last.len);
+        out->len += k->last.len;
         break;
     case DG_T_NUM: {
         uint64_t bits;
