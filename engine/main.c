@@ -15,6 +15,8 @@ const struct dg_command dg_commands[] = {
     {"broker", dg_cmd_broker, "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)", dg_usage_broker},
     {"produce", dg_cmd_produce, "send lines of a file to a Kafka topic (operators, demo, tests)", dg_usage_produce},
     {"consume", dg_cmd_consume, "print the messages of a Kafka topic from the beginning", dg_usage_consume},
+    {"gen", dg_cmd_gen, "generate labelled synthetic exchange traffic with attack scenarios", dg_usage_gen},
+    {"score", dg_cmd_score, "score a pack's decisions against labelled attacks, beside a baseline", dg_usage_score},
 };
 const size_t dg_ncommands = sizeof(dg_commands) / sizeof(dg_commands[0]);
 
