@@ -87,7 +87,7 @@ test: deps
 
 # ---- the rest ----
 demo: deps $(BUILD)/drainguard
-	@sh tests/demo/demo.sh $(BUILD)/drainguard
+	@bash tests/demo/demo.sh $(BUILD)/drainguard
 
 bench: deps $(BUILD)/drainguard $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
@@ -95,6 +95,29 @@ bench: deps $(BUILD)/drainguard $(BENCH_BIN)
 FUZZ_SECONDS ?= 60
 fuzz:
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# ---- scoring: generated days with labelled attacks, replayed through the
+# default pack and the 2019 baseline, scored side by side (one HTML report
+# per seed in $(BUILD)/score/SEED/report.html, then one table over all seeds)
+SCORE_SEEDS ?= 101 202 303
+SCORE_SCALE ?= 1
+.PHONY: score
+score: $(BUILD)/drainguard
+	@set -e; for s in $(SCORE_SEEDS); do \
+	  d=$(BUILD)/score/$$s; mkdir -p $$d; \
+	  echo "== seed $$s (gen --scale $(SCORE_SCALE)) =="; \
+	  $(BUILD)/drainguard gen --seed $$s --scale $(SCORE_SCALE) --out $$d --quiet; \
+	  $(BUILD)/drainguard replay --rules rules/default.yaml --input $$d/events.jsonl \
+	    --output $$d/decisions.jsonl --quiet; \
+	  $(BUILD)/drainguard replay --rules rules/baseline.yaml --input $$d/events.jsonl \
+	    --output $$d/baseline-decisions.jsonl --quiet; \
+	  $(BUILD)/drainguard score --name "seed $$s" --labels $$d/labels.jsonl --events $$d/events.jsonl \
+	    --decisions $$d/decisions.jsonl --baseline-decisions $$d/baseline-decisions.jsonl \
+	    --json-out $$d/score.json --html $$d/report.html; \
+	  echo "report: $$d/report.html"; echo; \
+	done
+	@echo "== all seeds: $(SCORE_SEEDS) (scale $(SCORE_SCALE)) =="
+	@$(BUILD)/drainguard score --combine $(foreach s,$(SCORE_SEEDS),$(BUILD)/score/$(s)/score.json)
 
 clean:
 	rm -rf build build-san build-fuzz
