@@ -98,7 +98,9 @@ fuzz:
 
 # ---- scoring: generated days with labelled attacks, replayed through the
 # default pack and the 2019 baseline, scored side by side (one HTML report
-# per seed in $(BUILD)/score/SEED/report.html, then one table over all seeds)
+# per seed in $(BUILD)/score/SEED/report.html, then one table over all seeds).
+# The replays let payouts follow decisions: an outflow paying a request the
+# pack did not allow never happens, as with a real payout service.
 SCORE_SEEDS ?= 101 202 303
 SCORE_SCALE ?= 1
 .PHONY: score
@@ -108,9 +110,9 @@ score: $(BUILD)/drainguard
 	  echo "== seed $$s (gen --scale $(SCORE_SCALE)) =="; \
 	  $(BUILD)/drainguard gen --seed $$s --scale $(SCORE_SCALE) --out $$d --quiet; \
 	  $(BUILD)/drainguard replay --rules rules/default.yaml --input $$d/events.jsonl \
-	    --output $$d/decisions.jsonl --quiet; \
+	    --output $$d/decisions.jsonl --payouts-follow-decisions --quiet; \
 	  $(BUILD)/drainguard replay --rules rules/baseline.yaml --input $$d/events.jsonl \
-	    --output $$d/baseline-decisions.jsonl --quiet; \
+	    --output $$d/baseline-decisions.jsonl --payouts-follow-decisions --quiet; \
 	  $(BUILD)/drainguard score --name "seed $$s" --labels $$d/labels.jsonl --events $$d/events.jsonl \
 	    --decisions $$d/decisions.jsonl --baseline-decisions $$d/baseline-decisions.jsonl \
 	    --json-out $$d/score.json --html $$d/report.html; \

@@ -48,6 +48,12 @@ const char dg_usage_replay[] =
     "  --redis-prefix P      key prefix (default dg:)\n"
     "  --dump-windows PATH   at the end, write every window key the input touched with\n"
     "                        its figures as of the latest event time, sorted (JSON lines)\n"
+    "  --payouts-follow-decisions\n"
+    "                        backtests of generated traffic: drop each wallet.outflow that\n"
+    "                        pays a request this replay did not allow, as the payout\n"
+    "                        service would never have signed it (outflows naming no\n"
+    "                        request this replay decided are kept: they are what\n"
+    "                        reconciliation is for)\n"
     "\n"
     "The summary on stderr gives events by type, decisions by action, rejects by\n"
     "reason, hits per rule, events per second and peak memory.\n";
@@ -57,6 +63,9 @@ const char dg_usage_replay[] =
 struct replay {
     FILE *out, *rejects;
     int explain;
+    dg_hmap *paid_by_decision; /* --payouts-follow-decisions: withdrawal_id -> action + 1 */
+    dg_decoder *peek;          /* to read an outflow's ids before pushing it */
+    uint64_t unpaid;           /* outflows dropped */
     const struct dg_ruleset *rs;
     dg_hmap *dump;       /* (window index, key) pairs seen, for --dump-windows */
     dg_arena dump_arena;
@@ -69,6 +78,40 @@ struct replay {
 struct tag {
     uint64_t line;
 };
+
+static int contains(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = s; (p = memchr(p, needle[0], len - (size_t)(p - s))) && (size_t)(p - s) + n <= len; p++)
+        if (!memcmp(p, needle, n))
+            return 1;
+    return 0;
+}
+
+/* --payouts-follow-decisions: 1 when this line is an outflow paying a
+ * request the replay did not allow (drop it), 0 to push it, -1 when one of
+ * its requests may still be pending in the batch (flush, then ask again). */
+static int unpaid_outflow(struct replay *r, const char *line, size_t len, size_t pending)
+{
+    struct dg_event ev;
+    struct dg_reject rej;
+    int stopped = 0, unknown = 0;
+
+    if (!contains(line, len, "wallet.outflow"))
+        return 0; /* cheap: most lines are not outflows */
+    if (dg_decode(r->peek, line, len, &ev, &rej) != 0 || ev.type != DG_EV_OUTFLOW)
+        return 0;
+    for (size_t i = 0; i < ev.nids; i++) {
+        void *a = dg_hmap_get(r->paid_by_decision, ev.ids[i], strlen(ev.ids[i]));
+        if (!a)
+            unknown = 1;
+        else if ((int)(uintptr_t)a - 1 != DG_ALLOW)
+            stopped = 1;
+    }
+    if (unknown && pending)
+        return -1;
+    return stopped;
+}
 
 /* One readable block per decision that is not `allow`. */
 static void explain(uint64_t line, const struct dg_output *o)
@@ -197,6 +240,19 @@ static int emit(void *ud, const struct dg_output *o)
 
     if (r->dump && o->event)
         note_keys(r, o->event);
+    if (r->paid_by_decision && o->decision) {
+        const char *id = NULL;
+        size_t idlen = 0;
+        if (o->event && o->event->type == DG_EV_WITHDRAWAL) {
+            id = o->event->f[DG_F_WITHDRAWAL_ID].u.s;
+            idlen = o->event->f[DG_F_WITHDRAWAL_ID].len;
+        } else if (o->reject && o->reject->withdrawal_id[0]) {
+            id = o->reject->withdrawal_id;
+            idlen = strlen(id);
+        }
+        if (id)
+            dg_hmap_put(r->paid_by_decision, id, idlen, (void *)(uintptr_t)(o->action + 1));
+    }
 
     if (o->reject) {
         r->rejects_total++;
@@ -304,6 +360,7 @@ int dg_cmd_replay(int argc, char **argv)
     const char *rules[64], *input = NULL, *output = NULL, *rejects = NULL;
     const char *state_kind = "memory", *redis_addr = "127.0.0.1:6379", *redis_prefix = "dg:";
     const char *dump_path = NULL;
+    int follow = 0;
     size_t nrules = 0, batch = 512;
     int64_t dedupe = 24LL * 3600 * 1000, lateness = 3600LL * 1000;
     int quiet = 0, rc = 1;
@@ -353,6 +410,8 @@ int dg_cmd_replay(int argc, char **argv)
             redis_prefix = v;
         else if ((v = dg_opt(argc, argv, &i, "--dump-windows")))
             dump_path = v;
+        else if (!strcmp(argv[i], "--payouts-follow-decisions"))
+            follow = 1;
         else {
             dg_cmd_error("replay", "unknown option '%s' (see drainguard replay --help)", argv[i]);
             return 2;
@@ -427,6 +486,12 @@ int dg_cmd_replay(int argc, char **argv)
         dg_arena_init(&r.dump_arena, 4096);
     }
     dg_pipeline *p = dg_pipeline_new(rs, st, batch, 0);
+    dg_hmap paid;
+    if (follow) {
+        dg_hmap_init(&paid);
+        r.paid_by_decision = &paid;
+        r.peek = dg_decoder_new(NULL, 0);
+    }
     double t0 = dg_now_seconds();
     int failed = 0;
 
@@ -442,6 +507,20 @@ int dg_cmd_replay(int argc, char **argv)
             k++;
         if (k == len)
             continue; /* blank lines are allowed between events */
+        if (follow) {
+            int u = unpaid_outflow(&r, line, len, dg_pipeline_pending(p));
+            if (u < 0) { /* its request may be in this very batch: decide it first */
+                if (dg_pipeline_flush(p, emit, &r, err, sizeof err) != 0) {
+                    failed = 1;
+                    break;
+                }
+                u = unpaid_outflow(&r, line, len, 0);
+            }
+            if (u > 0) {
+                r.unpaid++;
+                continue;
+            }
+        }
         if (dg_pipeline_push(p, line, len, (void *)(uintptr_t)r.line) >= batch &&
             dg_pipeline_flush(p, emit, &r, err, sizeof err) != 0) {
             failed = 1;
@@ -465,6 +544,13 @@ int dg_cmd_replay(int argc, char **argv)
     double secs = dg_now_seconds() - t0;
     if (!quiet)
         summary(rs, p, st, &r, secs);
+    if (follow) {
+        if (!quiet)
+            fprintf(stderr, "payouts follow decisions: %llu outflows dropped (they paid requests not allowed)\n",
+                    (unsigned long long)r.unpaid);
+        dg_hmap_free(&paid);
+        dg_decoder_free(r.peek);
+    }
     if (dump_path) {
         if (!failed && dump_windows(&r, st, dump_path) != 0)
             failed = 1;

@@ -87,6 +87,9 @@ struct dg_score_scenario {
 struct dg_score_legit {
     uint64_t requests, review, holdfreeze;
     uint64_t review_collateral, holdfreeze_collateral; /* only behind a freeze an attack placed */
+    uint64_t review_masked;       /* held behind an attack's freeze where the
+                                     rules alone asked for a review: counted
+                                     as reviews */
     uint64_t outflows, outflow_alarms;
     uint64_t outflow_excused;     /* a request it pays was itself stopped */
     uint64_t outflow_collateral;  /* held only behind a freeze an attack placed */
@@ -126,6 +129,13 @@ void dg_score_free(struct dg_score *s);
 double dg_score_stopped_pct(const struct dg_score *s, size_t scn, int side); /* -1 when unknown */
 double dg_score_pct(uint64_t part, uint64_t whole);
 int dg_score_scenario_met(const struct dg_score *s, size_t scn, int side);
+/* The false-positive figures the targets judge. A legitimate request or
+ * outflow held only because an attack froze its wallet or destination is
+ * the response working (the scope really was compromised), not a false
+ * positive: it is reported, and left out of these. */
+uint64_t dg_score_fp_holdfreeze(const struct dg_score *s, int side);
+uint64_t dg_score_fp_review(const struct dg_score *s, int side);
+uint64_t dg_score_fp_outflows(const struct dg_score *s, int side);
 int dg_score_legit_met(const struct dg_score *s, int side);
 int dg_score_all_met(const struct dg_score *s, int side);
 

@@ -391,7 +391,7 @@ static void legit_table(dg_buf *b, const struct dg_score *s)
         dg_buf_printf(b, "<tr><th class=\"l\">%s</th>", which ? "review" : "hold + freeze");
         for (int k = 0; k < s->nsides; k++) {
             const struct dg_score_legit *lg = &s->legit[k];
-            uint64_t x = which ? lg->review : lg->holdfreeze;
+            uint64_t x = which ? dg_score_fp_review(s, k) : dg_score_fp_holdfreeze(s, k);
             uint64_t coll = which ? lg->review_collateral : lg->holdfreeze_collateral;
             double p = dg_score_pct(x, lg->requests);
             dg_score_fmt_pct(p, 2, 1, v);
@@ -400,7 +400,7 @@ static void legit_table(dg_buf *b, const struct dg_score *s)
             verdict(b, p <= (which ? DG_SCORE_TARGET_REVIEW_PCT : DG_SCORE_TARGET_HOLDFREEZE_PCT));
             if (coll) {
                 dg_score_fmt_int(coll, n);
-                dg_buf_printf(b, "<br><small>%s only behind an attack's freeze</small>", n);
+                dg_buf_printf(b, "<br><small>and %s held behind an attack's freeze (not counted)</small>", n);
             }
             dg_buf_puts(b, "</td>");
         }
@@ -426,18 +426,18 @@ static void legit_table(dg_buf *b, const struct dg_score *s)
     }
     dg_buf_puts(b, "<td></td></tr>\n");
     dg_buf_puts(b, "<tr><th class=\"l\">outflow alarms not excused<br><small>excused: a request it pays "
-                   "was itself stopped</small></th>");
+                   "was itself stopped, or an attack froze its wallet</small></th>");
     for (int k = 0; k < s->nsides; k++) {
         const struct dg_score_legit *lg = &s->legit[k];
         if (!s->have_events) {
             dg_buf_puts(b, "<td class=\"r\">n/a</td>");
             continue;
         }
-        dg_score_fmt_int(lg->outflow_alarms - lg->outflow_excused, n);
+        dg_score_fmt_int(dg_score_fp_outflows(s, k), n);
         dg_buf_printf(b, "<td class=\"r\">%s ", n);
-        verdict(b, lg->outflow_alarms == lg->outflow_excused);
+        verdict(b, dg_score_fp_outflows(s, k) == 0);
         if (lg->outflow_collateral)
-            dg_buf_printf(b, "<br><small>%llu only behind an attack's freeze</small>",
+            dg_buf_printf(b, "<br><small>and %llu behind an attack's freeze (not counted)</small>",
                           (unsigned long long)lg->outflow_collateral);
         dg_buf_puts(b, "</td>");
     }

@@ -109,7 +109,9 @@ static void scenario_json(dg_buf *b, const struct dg_score *s, size_t i, int k)
 static void legit_json(dg_buf *b, const struct dg_score *s, int k)
 {
     const struct dg_score_legit *lg = &s->legit[k];
-    double hf = dg_score_pct(lg->holdfreeze, lg->requests), rv = dg_score_pct(lg->review, lg->requests);
+    /* the rates the targets judge: holds behind an attack's freeze left out */
+    double hf = dg_score_pct(dg_score_fp_holdfreeze(s, k), lg->requests),
+           rv = dg_score_pct(dg_score_fp_review(s, k), lg->requests);
 
     jkey(b, "legitimate");
     dg_buf_putc(b, '{');
@@ -133,7 +135,7 @@ static void legit_json(dg_buf *b, const struct dg_score *s, int k)
     jint(b, "outflow_alarms_behind_attack_freeze", lg->outflow_collateral);
     jkey(b, "outflow_alarms_not_excused");
     if (s->have_events)
-        dg_buf_printf(b, "%llu,", (unsigned long long)(lg->outflow_alarms - lg->outflow_excused));
+        dg_buf_printf(b, "%llu,", (unsigned long long)dg_score_fp_outflows(s, k));
     else
         dg_buf_puts(b, "null,");
     jcounts(b, "false_positive_rules", &lg->fp_rules);
@@ -141,7 +143,7 @@ static void legit_json(dg_buf *b, const struct dg_score *s, int k)
     dg_buf_putc(b, '{');
     jbool(b, "hold_freeze", hf <= DG_SCORE_TARGET_HOLDFREEZE_PCT);
     jbool(b, "review", rv <= DG_SCORE_TARGET_REVIEW_PCT);
-    jbool(b, "outflow_alarms", s->have_events && lg->outflow_alarms == lg->outflow_excused);
+    jbool(b, "outflow_alarms", s->have_events && dg_score_fp_outflows(s, k) == 0);
     jclose(b, '}');
     jclose(b, '}');
 }

@@ -359,6 +359,7 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
         /* Collateral: stopped only because a scope an attack froze is still
          * frozen (the rules themselves did not object to this event). */
         int only_frozen = action != DG_ALLOW, behind_attack = nf > 0;
+        int own = DG_ALLOW; /* what the enforced rules alone asked for */
         const cJSON *rules = cJSON_GetObjectItemCaseSensitive(o, "rules"), *ru;
         cJSON_ArrayForEach(ru, rules) {
             const char *rid = str_member(ru, "id", DG_SCORE_MAX_NAME);
@@ -370,8 +371,11 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
             int ra = ract ? dg_action_lookup(ract, strlen(ract)) : -1;
             char tag[DG_SCORE_MAX_NAME + 16];
             snprintf(tag, sizeof tag, "%s%s", rid, shadow ? " (shadow)" : "");
-            if (!shadow && ra != DG_ALLOW && strcmp(rid, "dg:frozen-scope"))
+            if (!shadow && ra != DG_ALLOW && strcmp(rid, "dg:frozen-scope")) {
                 only_frozen = 0;
+                if (ra > own)
+                    own = ra;
+            }
             if (attack) {
                 struct dg_score_result *res = &s->scn[s->ev[ei].scenario].res[side];
                 dg_score_counts_add(shadow ? &res->shadow : &res->rules, rid, 1);
@@ -388,6 +392,9 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
                 behind_attack = 0;
         }
         int collateral = only_frozen && behind_attack;
+        /* held behind an attack's freeze, though its own rules asked only
+         * for a review: the freeze is not a false positive, the review is */
+        int masked_review = behind_attack && !only_frozen && action >= DG_HOLD && own == DG_REVIEW;
 
         /* who placed each freeze first (decisions come in event order) */
         if (action == DG_FREEZE)
@@ -418,7 +425,8 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
                 lg->review_collateral += (uint64_t)collateral;
             } else if (action >= DG_HOLD) {
                 lg->holdfreeze++;
-                lg->holdfreeze_collateral += (uint64_t)collateral;
+                lg->holdfreeze_collateral += (uint64_t)(collateral || masked_review);
+                lg->review_masked += (uint64_t)masked_review;
             }
         } else if (type == DG_EV_OUTFLOW) {
             lg->outflows++;
@@ -606,12 +614,30 @@ int dg_score_scenario_met(const struct dg_score *s, size_t scn, int side)
     return s->scn[scn].res[side].detected && p >= DG_SCORE_TARGET_STOPPED_PCT;
 }
 
+uint64_t dg_score_fp_holdfreeze(const struct dg_score *s, int side)
+{
+    const struct dg_score_legit *lg = &s->legit[side];
+    return lg->holdfreeze - lg->holdfreeze_collateral;
+}
+
+uint64_t dg_score_fp_review(const struct dg_score *s, int side)
+{
+    const struct dg_score_legit *lg = &s->legit[side];
+    return lg->review - lg->review_collateral + lg->review_masked;
+}
+
+uint64_t dg_score_fp_outflows(const struct dg_score *s, int side)
+{
+    const struct dg_score_legit *lg = &s->legit[side];
+    return lg->outflow_alarms - lg->outflow_excused - lg->outflow_collateral;
+}
+
 int dg_score_legit_met(const struct dg_score *s, int side)
 {
     const struct dg_score_legit *lg = &s->legit[side];
-    return dg_score_pct(lg->holdfreeze, lg->requests) <= DG_SCORE_TARGET_HOLDFREEZE_PCT &&
-           dg_score_pct(lg->review, lg->requests) <= DG_SCORE_TARGET_REVIEW_PCT &&
-           s->have_events && lg->outflow_alarms == lg->outflow_excused;
+    return dg_score_pct(dg_score_fp_holdfreeze(s, side), lg->requests) <= DG_SCORE_TARGET_HOLDFREEZE_PCT &&
+           dg_score_pct(dg_score_fp_review(s, side), lg->requests) <= DG_SCORE_TARGET_REVIEW_PCT &&
+           s->have_events && dg_score_fp_outflows(s, side) == 0;
 }
 
 int dg_score_all_met(const struct dg_score *s, int side)

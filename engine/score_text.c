@@ -189,9 +189,9 @@ static void legit_block(FILE *out, const struct dg_score *s)
     row(out, s, "withdrawal requests", cells);
     for (int k = 0; k < s->nsides; k++) {
         const struct dg_score_legit *lg = &s->legit[k];
-        double p = dg_score_pct(lg->holdfreeze, lg->requests);
+        double p = dg_score_pct(dg_score_fp_holdfreeze(s, k), lg->requests);
         dg_score_fmt_pct(p, 2, 1, v);
-        dg_score_fmt_int(lg->holdfreeze, n);
+        dg_score_fmt_int(dg_score_fp_holdfreeze(s, k), n);
         char both[72];
         snprintf(both, sizeof both, "%s (%s)", v, n);
         verdict_cell(cells[k], both, p <= DG_SCORE_TARGET_HOLDFREEZE_PCT);
@@ -199,12 +199,12 @@ static void legit_block(FILE *out, const struct dg_score *s)
     row(out, s, "hold+freeze (target <= 0.5%)", cells);
     for (int k = 0; k < s->nsides; k++)
         dg_score_fmt_int(s->legit[k].holdfreeze_collateral, cells[k]);
-    row(out, s, "  of which behind an attack's freeze", cells);
+    row(out, s, "  not counted: behind attack freeze", cells);
     for (int k = 0; k < s->nsides; k++) {
         const struct dg_score_legit *lg = &s->legit[k];
-        double p = dg_score_pct(lg->review, lg->requests);
+        double p = dg_score_pct(dg_score_fp_review(s, k), lg->requests);
         dg_score_fmt_pct(p, 2, 1, v);
-        dg_score_fmt_int(lg->review, n);
+        dg_score_fmt_int(dg_score_fp_review(s, k), n);
         char both[72];
         snprintf(both, sizeof both, "%s (%s)", v, n);
         verdict_cell(cells[k], both, p <= DG_SCORE_TARGET_REVIEW_PCT);
@@ -224,15 +224,14 @@ static void legit_block(FILE *out, const struct dg_score *s)
     row(out, s, "  paying a request that was stopped", cells);
     for (int k = 0; k < s->nsides; k++)
         dg_score_fmt_int(s->legit[k].outflow_collateral, cells[k]);
-    row(out, s, "  other: behind an attack's freeze", cells);
+    row(out, s, "  not counted: behind attack freeze", cells);
     for (int k = 0; k < s->nsides; k++) {
-        const struct dg_score_legit *lg = &s->legit[k];
         if (!s->have_events) {
             verdict_cell(cells[k], "n/a", 0);
             continue;
         }
-        dg_score_fmt_int(lg->outflow_alarms - lg->outflow_excused, n);
-        verdict_cell(cells[k], n, lg->outflow_alarms == lg->outflow_excused);
+        dg_score_fmt_int(dg_score_fp_outflows(s, k), n);
+        verdict_cell(cells[k], n, dg_score_fp_outflows(s, k) == 0);
     }
     row(out, s, "outflow alarms not excused (target 0)", cells);
     for (int k = 0; k < s->nsides; k++) {

@@ -141,6 +141,7 @@ START_TEST(legitimate_rates_and_wrong_freezes)
     ck_assert_uint_eq(d->holdfreeze_collateral, 1);
     ck_assert_uint_eq(d->review, 1);
     ck_assert(fabs(dg_score_pct(d->holdfreeze, d->requests) - 20.0) < EPS);
+    ck_assert(fabs(dg_score_pct(dg_score_fp_holdfreeze(s, 0), d->requests) - 10.0) < EPS);
     /* the wallets legitimate outflows froze first; eth-hot-1 was frozen by
      * the attack, so it is not on the list */
     ck_assert_uint_eq(d->nfrozen, 2);
@@ -167,13 +168,14 @@ START_TEST(outflow_alarm_excused_when_its_request_was_held)
     struct dg_score *s = load(1, 1);
     const struct dg_score_legit *d = &s->legit[0];
     /* LO1 pays the held L01: excused. LO2 pays the allowed L06: a false
-     * alarm. LO4 is held only because coinex froze eth-hot-1: not excused,
-     * reported apart. LO3 allowed. */
+     * alarm. LO4 is held only because coinex froze eth-hot-1: the response
+     * to the attack working, reported apart and not counted. LO3 allowed. */
     ck_assert_uint_eq(d->outflows, 4);
     ck_assert_uint_eq(d->outflow_alarms, 3);
     ck_assert_uint_eq(d->outflow_excused, 1);
     ck_assert_uint_eq(d->outflow_collateral, 1);
     ck_assert_uint_eq(d->outflow_unchecked, 0);
+    ck_assert_uint_eq(dg_score_fp_outflows(s, 0), 1);
     ck_assert_uint_eq(s->legit[1].outflow_alarms, 0);
     dg_score_free(s);
 }
@@ -242,11 +244,14 @@ START_TEST(json_holds_the_same_numbers)
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(scenario_json(bl, "binance-2019"), "first_stop_after_ms")));
     const cJSON *lg = cJSON_GetObjectItem(d, "legitimate");
     ck_assert_int_eq(cJSON_GetObjectItem(lg, "requests")->valuedouble, 10);
-    ck_assert(fabs(cJSON_GetObjectItem(lg, "hold_freeze_pct")->valuedouble - 20.0) < 1e-4);
+    /* 2 of 10 held, 1 of them only behind coinex's freeze: the target judges 1 */
+    ck_assert(fabs(cJSON_GetObjectItem(lg, "hold_freeze_pct")->valuedouble - 10.0) < 1e-4);
+    ck_assert_int_eq(cJSON_GetObjectItem(lg, "hold_freeze_behind_attack_freeze")->valuedouble, 1);
     ck_assert(fabs(cJSON_GetObjectItem(lg, "review_pct")->valuedouble - 10.0) < 1e-4);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(lg, "wallets_wrongly_frozen")), 2);
     ck_assert_int_eq(cJSON_GetObjectItem(lg, "outflow_alarms_excused")->valuedouble, 1);
-    ck_assert_int_eq(cJSON_GetObjectItem(lg, "outflow_alarms_not_excused")->valuedouble, 2);
+    /* 3 alarms: 1 pays a stopped request, 1 is behind an attack's freeze */
+    ck_assert_int_eq(cJSON_GetObjectItem(lg, "outflow_alarms_not_excused")->valuedouble, 1);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(d, "all_targets_met")));
     ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "rule_hits_attack"), "dg:frozen-scope")->valuedouble, 3);
     cJSON_Delete(j);
