@@ -101,7 +101,9 @@ fuzz:
 # per seed in $(BUILD)/score/SEED/report.html, then one table over all seeds).
 # The replays let payouts follow decisions: an outflow paying a request the
 # pack did not allow never happens, as with a real payout service.
-SCORE_SEEDS ?= 101 202 303
+# rules/default.yaml was tuned on seeds 1, 101, 202, 303 and 404; these
+# three were never looked at while tuning
+SCORE_SEEDS ?= 707 808 909
 SCORE_SCALE ?= 1
 .PHONY: score
 score: $(BUILD)/drainguard
