@@ -7,7 +7,8 @@
 #   - two processes writing the same keys at once lose no update: counts,
 #     sums and distinct values equal a sequential run's;
 #   - Redis restarted (scripts flushed, NOSCRIPT) between two runs: the
-#     engine reloads its script and carries on.
+#     engine reloads its script and carries on;
+#   - reconciliation of outflows (tests/cases/reconcile-*) decides the same.
 set -u
 BIN=${1:?usage: redis_parity.sh path/to/drainguard}
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
@@ -65,6 +66,19 @@ n=$(grep -c . "$EVENTS")
 check "every redelivered event is recognised as decided" grep -q "$((n - 1)) duplicates" "$T/again.err"
 check "freezes are visible in Redis for the exchange's tools" \
     sh -c "redis-cli -s '$SOCK' hgetall dg:freezes | grep -q '\"rule\":\"coordinated-destination\"'"
+
+# reconciliation state (which requests were allowed and paid) lives in Redis
+# too: the outflow cases must decide the same way there, at any batch size
+for c in reconcile-outflows reconcile-amounts; do
+    d=tests/cases/$c
+    "$BIN" replay --rules "$d/rules.yaml" --input "$d/events.jsonl" --output "$T/$c.mem" --quiet 2>>"$T/replay.err"
+    for b in 1 64; do
+        "$BIN" replay --rules "$d/rules.yaml" --input "$d/events.jsonl" --output "$T/$c.redis$b" --quiet \
+            --batch "$b" --state redis --redis "unix:$SOCK" --redis-prefix "$c$b:" 2>>"$T/replay.err"
+    done
+    check "reconciliation in Redis ($c, batch 1 and 64) equals memory" \
+        sh -c "cmp -s '$T/$c.mem' '$T/$c.redis1' && cmp -s '$T/$c.mem' '$T/$c.redis64'"
+done
 
 # two writers at once on the same keys: split the events into odd and even
 # lines, run both halves concurrently under one prefix, compare the
