@@ -23,7 +23,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 check 2>/dev/null)
 CFLAGS  += $(CSTD) $(WARN) $(WERROR) $(OPT) $(SANFLAGS) -Iinclude -Iengine $(PKG_CFLAGS) -MMD -MP
-LDLIBS  := -lcjson -lyaml -lrdkafka -lhiredis -lm -lpthread
+LDLIBS  := -lcjson -lyaml -lrdkafka -lhiredis -lmicrohttpd -lcrypto -lm -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
 ENGINE_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c))
@@ -33,7 +33,7 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit cases integration test-san bench demo fuzz deps clean
+.PHONY: all test unit cases integration integration-quick test-san bench demo fuzz deps clean
 # keep test and bench objects between runs
 .SECONDARY:
 all: $(BUILD)/drainguard
@@ -59,7 +59,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libdg.a
 
 # ---- packages (Debian 12) ----
 PKGS := gcc make pkg-config libc6-dev libyaml-dev libcjson-dev check libsubunit-dev \
-        librdkafka-dev libhiredis-dev redis-server
+        librdkafka-dev libhiredis-dev redis-server libmicrohttpd-dev libssl-dev
 deps:
 	@PKGS="$(PKGS)" sh .ci/deps.sh
 
@@ -72,13 +72,19 @@ cases: $(BUILD)/drainguard
 	@$(BUILD)/drainguard check rules/
 	@$(BUILD)/drainguard test rules/
 	@sh tests/check_doc_examples.sh $(BUILD)/drainguard
+	@sh tests/check_compose.sh $(BUILD)/drainguard
 
 # end to end on loopback: private redis-server and `drainguard broker`
 integration: $(BUILD)/drainguard
 	@set -e; for t in tests/integration/*.sh; do bash $$t $(BUILD)/drainguard; done
 
+# the quick two of them, for the sanitizer pass (the slow failure-mode ones
+# run once, in the plain pass, to keep `make test` well under ten minutes)
+integration-quick: $(BUILD)/drainguard
+	@set -e; for t in redis_parity run_basic; do bash tests/integration/$$t.sh $(BUILD)/drainguard; done
+
 test-san:
-	@$(MAKE) --no-print-directory SANITIZE=address,undefined unit cases integration
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined unit cases integration-quick
 
 test: deps
 	@$(MAKE) --no-print-directory unit cases integration
@@ -91,6 +97,7 @@ demo: deps $(BUILD)/drainguard
 
 bench: deps $(BUILD)/drainguard $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
+	@bash bench/e2e.sh $(BUILD)
 
 FUZZ_SECONDS ?= 60
 fuzz:

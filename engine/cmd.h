@@ -28,9 +28,13 @@ int dg_cmd_consume(int argc, char **argv);
 int dg_cmd_gen(int argc, char **argv);
 extern const char dg_usage_gen[];
 int dg_cmd_score(int argc, char **argv);
+int dg_cmd_freezes(int argc, char **argv);
+extern const char dg_usage_freezes[];
 extern const char dg_usage_replay[], dg_usage_check[], dg_usage_test[], dg_usage_broker[];
 extern const char dg_usage_run[], dg_usage_produce[], dg_usage_consume[];
 extern const char dg_usage_score[];
+int dg_cmd_verify(int argc, char **argv);
+extern const char dg_usage_verify[];
 
 /* Shared option helpers: "--name VALUE" or "--name=VALUE". Returns the value
  * and advances *i, or NULL when argv[*i] is not that option. Exits with 2

@@ -7,6 +7,7 @@
 #include "detect.h"
 #include "pipeline.h"
 #include "rules.h"
+#include "sign.h"
 #include "state.h"
 #include "util.h"
 #include "hmap.h"
@@ -20,6 +21,7 @@ const char dg_usage_replay[] =
     "usage: drainguard replay --rules FILE|DIR [--rules ...] --input FILE|- --output FILE|-\n"
     "                         [--rejects FILE] [--batch N] [--dedupe-window DUR]\n"
     "                         [--lateness DUR] [--quiet]\n"
+    "                         [--sign-key-file FILE | --sign-key-env NAME --sign-key-id ID]\n"
     "\n"
     "Decide every event of a JSON Lines file (one event per line, blank lines\n"
     "ignored) with the rules, keeping window state in memory. Writes one\n"
@@ -54,6 +56,10 @@ const char dg_usage_replay[] =
     "                        service would never have signed it (outflows naming no\n"
     "                        request this replay decided are kept: they are what\n"
     "                        reconciliation is for)\n"
+    "  --sign-key-file FILE  sign every decision as `run` does (docs/signing.md) with\n"
+    "                        this key (the file's bytes, one trailing newline stripped)\n"
+    "  --sign-key-env NAME   ...or with the key in this environment variable\n"
+    "  --sign-key-id ID      the key's id, written into every decision as sig_kid\n"
     "\n"
     "The summary on stderr gives events by type, decisions by action, rejects by\n"
     "reason, hits per rule, events per second and peak memory.\n";
@@ -360,6 +366,8 @@ int dg_cmd_replay(int argc, char **argv)
     const char *rules[64], *input = NULL, *output = NULL, *rejects = NULL;
     const char *state_kind = "memory", *redis_addr = "127.0.0.1:6379", *redis_prefix = "dg:";
     const char *dump_path = NULL;
+    const char *sign_file = NULL, *sign_env = NULL, *sign_id = NULL;
+    dg_signer *signer = NULL;
     int follow = 0;
     size_t nrules = 0, batch = 512;
     int64_t dedupe = 24LL * 3600 * 1000, lateness = 3600LL * 1000;
@@ -412,6 +420,12 @@ int dg_cmd_replay(int argc, char **argv)
             dump_path = v;
         else if (!strcmp(argv[i], "--payouts-follow-decisions"))
             follow = 1;
+        else if ((v = dg_opt(argc, argv, &i, "--sign-key-file")))
+            sign_file = v;
+        else if ((v = dg_opt(argc, argv, &i, "--sign-key-env")))
+            sign_env = v;
+        else if ((v = dg_opt(argc, argv, &i, "--sign-key-id")))
+            sign_id = v;
         else {
             dg_cmd_error("replay", "unknown option '%s' (see drainguard replay --help)", argv[i]);
             return 2;
@@ -423,6 +437,11 @@ int dg_cmd_replay(int argc, char **argv)
     }
     if (!nrules || !input || !output) {
         dg_cmd_error("replay", "--rules, --input and --output are required (see --help)");
+        return 2;
+    }
+    signer = dg_signer_open(sign_id, sign_file, sign_env, err, sizeof err);
+    if (!signer && err[0]) {
+        dg_cmd_error("replay", "%s", err);
         return 2;
     }
 
@@ -486,6 +505,11 @@ int dg_cmd_replay(int argc, char **argv)
         dg_arena_init(&r.dump_arena, 4096);
     }
     dg_pipeline *p = dg_pipeline_new(rs, st, batch, 0);
+    if (signer && !quiet)
+        fprintf(stderr, "replay: signing decisions with key id '%s' (%zu-byte key)\n",
+                dg_signer_kid(signer), dg_signer_keylen(signer));
+    dg_pipeline_set_signer(p, signer); /* the pipeline owns it now */
+    signer = NULL;
     dg_hmap paid;
     if (follow) {
         dg_hmap_init(&paid);
@@ -574,5 +598,6 @@ out_rules:
     dg_ruleset_free(rs);
 out_diag:
     dg_diag_free(&diag);
+    dg_signer_free(signer);
     return rc;
 }

@@ -14,22 +14,52 @@
  * keep serving the group, retry the same batch), a delivery failing (seek
  * back, back off, redo the batch), partitions revoked while a batch waits
  * (discard it), SIGTERM/SIGINT (finish the batch in hand, commit, exit 0).
+ *
+ * Operations live here too (docs/operations.md):
+ *   - metrics: a batch's figures are tallied while it is emitted and added
+ *     to the registry (metrics.c) only once the batch was delivered, so the
+ *     counters match the decisions on the topic; once a second, between
+ *     batches, the engine pings the state backend and reads consumer lag;
+ *   - hot reload: a loader thread waits for SIGHUP (blocked in every other
+ *     thread) or, with watch, for a rule file's mtime to change, loads and
+ *     checks the new set off the hot path and hands it over; the engine
+ *     swaps it in between batches. A set with errors is refused whole and
+ *     the running one stays.
+ *
+ * Threads: the engine (this loop; owns the pipeline, the state backend, the
+ * consumer), the loader (rule files, Redis freeze count on its own
+ * connection), the HTTP server (renders the registry, reads readiness from
+ * atomics and asks a broker for metadata), librdkafka's own.
  */
 #include "cmd.h"
 #include "config.h"
 #include "detect.h"
+#include "freeze_admin.h"
+#include "log.h"
+#include "metrics.h"
 #include "output_kafka.h"
 #include "pipeline.h"
 #include "rules.h"
+#include "sign.h"
 #include "source_kafka.h"
 #include "state.h"
 #include "util.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#ifndef DG_VERSION
+#define DG_VERSION "dev"
+#endif
 
 const char dg_usage_run[] =
     "usage: drainguard run [--config FILE] [--brokers HOST:PORT[,...]] [--rules FILE|DIR ...]\n"
@@ -37,6 +67,8 @@ const char dg_usage_run[] =
     "                      [--group ID] [--input-topics T[,T...]] [--decisions-topic T]\n"
     "                      [--dlq-topic T] [--batch N] [--linger-ms N]\n"
     "                      [--max-future DUR] [--dedupe-window DUR] [--lateness DUR]\n"
+    "                      [--metrics HOST:PORT] [--watch] [--log-format text|json]\n"
+    "                      [--log-level debug|info|warn|error]\n"
     "\n"
     "The streaming engine. Reads events from the input topics in a consumer\n"
     "group, decides them in batches with the rules (window state in Redis,\n"
@@ -67,16 +99,32 @@ const char dg_usage_run[] =
     "  --max-future DUR       events stamped further ahead than this are invalid (10m)\n"
     "  --dedupe-window DUR    how long an event_id is remembered (default 24h)\n"
     "  --lateness DUR         how late an event may be and still see state (default 1h)\n"
+    "  --metrics HOST:PORT    serve /metrics (Prometheus), /healthz and /readyz there\n"
+    "                         (default off; see docs/operations.md)\n"
+    "  --watch                reload the rules when a rule file changes (polled each\n"
+    "                         second); SIGHUP always reloads them\n"
+    "  --log-format FMT       text (default) or json (one JSON object a line)\n"
+    "  --log-level LEVEL      debug, info (default), warn or error\n"
+    "  --sign-key-file FILE   sign every decision (docs/signing.md) with this key\n"
+    "  --sign-key-env NAME    ...or with the key in this environment variable\n"
+    "  --sign-key-id ID       the key's id, written into every decision as sig_kid\n"
     "\n"
     "When Redis is unreachable the engine pauses its partitions, decides\n"
     "nothing, retries with backoff (100 ms up to 5 s) and resumes where it\n"
     "stopped. SIGTERM or SIGINT: the batch in hand is finished, offsets are\n"
-    "committed, exit status 0.\n";
+    "committed, exit status 0. SIGHUP: the rule files are loaded again off\n"
+    "the hot path and swapped in between batches; a set with errors is\n"
+    "refused, logged with FILE:LINE:COL, and the running set stays.\n";
 
 #define POLL_WAIT_MS 100        /* how often the loop looks at the stop flag */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define FLUSH_TIMEOUT_MS 10000  /* producer flush at exit */
+#define TICK_MS 1000            /* state ping, lag, readiness: between batches */
+#define BROKER_PING_MS 1000     /* /readyz waits this long for a broker */
+#define FREEZE_COUNT_EVERY 5    /* loader ticks (seconds) between Redis freeze counts */
+#define MAX_LAG_PARTITIONS 1024 /* partitions shown in drainguard_consumer_lag */
+#define MAX_WATCHED_FILES 4096  /* entries of rule directories looked at per tick */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -86,37 +134,648 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* The metric families (metrics.c), by id. */
+struct fams {
+    int events, decisions, rejects, hits, freezes_placed, duplicates, dead_letters, batches;
+    int state_errors, delivery_failures, reloads, rules_info, build_info;
+    int latency, batch_seconds, ping_seconds;
+    int lag, assigned, paused, active_freezes, ready_redis;
+};
+
+/* A batch's figures, added to the registry once it was delivered. */
+struct tally {
+    uint64_t events[DG_EV_NTYPES];
+    uint64_t actions[DG_NACTIONS];
+    uint64_t rejects[DG_R_NCODES];
+    uint64_t freezes[DG_NSCOPES];
+    uint64_t duplicates, dead_letters, decisions;
+    uint64_t *hits;             /* [rule * 2 + mode] of the running rule set */
+    size_t nhits;
+};
+
+/* The loader thread and what it hands over. */
+struct loader {
+    pthread_t th;
+    int started;
+    atomic_int stop;
+    const char *const *paths;
+    size_t npaths;
+    int watch;
+    pthread_mutex_t lock;
+    struct dg_ruleset *ready;   /* loaded and checked, waiting for the swap */
+    char running[40];           /* the version the engine runs (lock) */
+    uint64_t fingerprint;       /* of the rule files, for watch */
+    struct run *r;
+};
+
 struct run {
     struct dg_config *cfg;
+    struct dg_ruleset *rs;      /* the running rule set (engine thread) */
+    struct dg_state *st;
     dg_pipeline *p;
     dg_consumer *src;
     dg_producer *out;
     struct dg_msg *msgs;        /* the batch in hand */
     size_t n;
+    int64_t *dec_ts;            /* per message: its Kafka timestamp when it got a
+                                   decision in this batch, else -2 */
     struct dg_tp *first, *next; /* per partition of the batch: first offset, last + 1 */
     size_t nparts;
     int waiting;                /* the batch waits for the state backend */
     int revoked;                /* ...and a partition of it was revoked */
     int deliver_backoff;
     unsigned long long batches, decisions, dead_letters, redeliveries;
+    /* operations */
+    dg_metrics *mx;
+    struct fams f;
+    struct tally t;
+    dg_httpd *httpd;
+    struct loader ld;
+    double next_tick;
+    struct dg_tp *lag;
+    /* readiness, written by the engine thread, read by the HTTP thread */
+    atomic_int consuming;       /* partitions assigned or the group joined */
+    atomic_int redis_ok;
+    atomic_int stopping;
+    pthread_mutex_t ready_lock;
+    char redis_err[256];        /* ready_lock */
 };
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+static const char *const mode_names[] = {"enforce", "shadow"};
+
+static double wall_seconds(void)
 {
-    va_list ap;
-    fputs("drainguard run: ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- metrics --------------------------------------------------------- */
+
+static void declare_metrics(struct run *r)
+{
+    static const double latency_b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    static const double batch_b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+    static const double ping_b[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+    static const char *const l_type[] = {"type", NULL}, *const l_action[] = {"action", NULL},
+                             *const l_reason[] = {"reason", NULL},
+                             *const l_rule[] = {"rule", "mode", NULL},
+                             *const l_scope[] = {"scope", NULL}, *const l_result[] = {"result", NULL},
+                             *const l_version[] = {"version", NULL},
+                             *const l_tp[] = {"topic", "partition", NULL};
+    dg_metrics *m = r->mx;
+    struct fams *f = &r->f;
+
+    f->events = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_events_total",
+                                   "Valid events read, by event type (redeliveries included).",
+                                   l_type, NULL, 0);
+    f->decisions = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_decisions_total",
+                                      "Decisions published and acknowledged by Kafka, by action.",
+                                      l_action, NULL, 0);
+    f->rejects = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_rejects_total",
+                                    "Invalid input messages (sent to the dead-letter topic), by reason.",
+                                    l_reason, NULL, 0);
+    f->hits = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_rule_hits_total",
+                                 "Rule matches, by rule id and mode (enforce or shadow).", l_rule,
+                                 NULL, 0);
+    f->freezes_placed = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_freezes_placed_total",
+                                           "Freezes placed by rules, by scope.", l_scope, NULL, 0);
+    f->active_freezes = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_active_freezes",
+                                           "Freezes in force in the state backend, by scope "
+                                           "(read every few seconds).", l_scope, NULL, 0);
+    f->duplicates = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_duplicate_events_total",
+                                       "Events whose event_id was decided before: the stored "
+                                       "decision was published again.", NULL, NULL, 0);
+    f->dead_letters = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_dead_letters_total",
+                                         "Messages published to the dead-letter topic.", NULL, NULL, 0);
+    f->batches = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_batches_total",
+                                    "Batches decided, delivered and their offsets stored.", NULL,
+                                    NULL, 0);
+    f->state_errors = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_state_errors_total",
+                                         "Batch attempts the state backend failed (Redis "
+                                         "unreachable, timing out); each is retried.", NULL, NULL, 0);
+    f->delivery_failures = dg_metrics_declare(m, DG_METRIC_COUNTER,
+                                              "drainguard_delivery_failures_total",
+                                              "Batches whose decisions were not all acknowledged "
+                                              "(read again and republished).", NULL, NULL, 0);
+    f->reloads = dg_metrics_declare(m, DG_METRIC_COUNTER, "drainguard_rule_reloads_total",
+                                    "Rule reloads (SIGHUP or watch): ok (swapped in, or "
+                                    "unchanged) or refused (errors: the running set stays).",
+                                    l_result, NULL, 0);
+    f->rules_info = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_rules_info",
+                                       "The running rule set: its version (the rules_version of "
+                                       "decisions) as a label.", l_version, NULL, 0);
+    f->build_info = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_build_info",
+                                       "The drainguard build, as a label.", l_version, NULL, 0);
+    f->latency = dg_metrics_declare(m, DG_METRIC_HISTOGRAM, "drainguard_decision_latency_seconds",
+                                    "From the input message's Kafka timestamp to the delivery "
+                                    "acknowledgement of its decision's batch.", NULL, latency_b,
+                                    DG_ARRAY_LEN(latency_b));
+    f->batch_seconds = dg_metrics_declare(m, DG_METRIC_HISTOGRAM, "drainguard_batch_decide_seconds",
+                                          "Deciding one batch: state apply, rules, state commit "
+                                          "(two Redis round trips with the Redis backend).", NULL,
+                                          batch_b, DG_ARRAY_LEN(batch_b));
+    f->ping_seconds = dg_metrics_declare(m, DG_METRIC_HISTOGRAM, "drainguard_redis_ping_seconds",
+                                         "Round trip of a PING to Redis, once a second between "
+                                         "batches.", NULL, ping_b, DG_ARRAY_LEN(ping_b));
+    f->lag = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_consumer_lag",
+                                "Messages behind the partition's high watermark, per assigned "
+                                "partition.", l_tp, NULL, 0);
+    f->assigned = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_partitions_assigned",
+                                     "Input partitions assigned to this instance.", NULL, NULL, 0);
+    f->paused = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_paused",
+                                   "1 while the partitions are paused (state backend unavailable "
+                                   "or a delivery being retried).", NULL, NULL, 0);
+    f->ready_redis = dg_metrics_declare(m, DG_METRIC_GAUGE, "drainguard_state_up",
+                                        "1 when the state backend answered its last ping or batch.",
+                                        NULL, NULL, 0);
+
+    static const char *const ok[] = {"ok"}, *const refused[] = {"refused"}, *const ver[] = {DG_VERSION};
+    dg_metrics_add(m, f->reloads, ok, 0);
+    dg_metrics_add(m, f->reloads, refused, 0);
+    dg_metrics_set(m, f->build_info, ver, 1);
+}
+
+static void tally_reset(struct run *r)
+{
+    uint64_t *hits = r->t.hits;
+    size_t nhits = r->t.nhits;
+    memset(&r->t, 0, sizeof r->t);
+    r->t.hits = hits;
+    r->t.nhits = nhits;
+    memset(hits, 0, nhits * sizeof(*hits));
+    for (size_t i = 0; i < r->n; i++)
+        r->dec_ts[i] = -2;
+}
+
+static void tally_size(struct run *r)
+{
+    free(r->t.hits);
+    r->t.nhits = r->rs->nrules * 2;
+    r->t.hits = dg_xcalloc(r->t.nhits + 1, sizeof(*r->t.hits));
+}
+
+/* The delivered batch's figures into the registry. */
+static void tally_publish(struct run *r, double decide_s)
+{
+    dg_metrics *m = r->mx;
+    const struct tally *t = &r->t;
+    double now = wall_seconds();
+
+    if (!m)
+        return;
+    for (int i = 0; i < DG_EV_NTYPES; i++)
+        if (t->events[i]) {
+            const char *v[] = {dg_event_type_name(i)};
+            dg_metrics_add(m, r->f.events, v, (double)t->events[i]);
+        }
+    for (int i = 0; i < DG_NACTIONS; i++)
+        if (t->actions[i]) {
+            const char *v[] = {dg_action_name(i)};
+            dg_metrics_add(m, r->f.decisions, v, (double)t->actions[i]);
+        }
+    for (int i = 0; i < DG_R_NCODES; i++)
+        if (t->rejects[i]) {
+            const char *v[] = {dg_reject_name(i)};
+            dg_metrics_add(m, r->f.rejects, v, (double)t->rejects[i]);
+        }
+    for (int i = 0; i < DG_NSCOPES; i++)
+        if (t->freezes[i]) {
+            const char *v[] = {dg_scope_name(i)};
+            dg_metrics_add(m, r->f.freezes_placed, v, (double)t->freezes[i]);
+        }
+    for (size_t i = 0; i < t->nhits; i++)
+        if (t->hits[i]) {
+            const char *v[] = {r->rs->rules[i / 2].id, mode_names[i % 2]};
+            dg_metrics_add(m, r->f.hits, v, (double)t->hits[i]);
+        }
+    if (t->duplicates)
+        dg_metrics_add(m, r->f.duplicates, NULL, (double)t->duplicates);
+    if (t->dead_letters)
+        dg_metrics_add(m, r->f.dead_letters, NULL, (double)t->dead_letters);
+    dg_metrics_add(m, r->f.batches, NULL, 1);
+    dg_metrics_observe(m, r->f.batch_seconds, NULL, decide_s);
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->dec_ts[i] < -1)
+            continue; /* no decision */
+        if (r->dec_ts[i] < 0)
+            continue; /* no timestamp on the message */
+        double lat = now - (double)r->dec_ts[i] / 1000.0;
+        dg_metrics_observe(m, r->f.latency, NULL, lat > 0 ? lat : 0);
+    }
+}
+
+static void set_rules_info(struct run *r)
+{
+    if (!r->mx)
+        return;
+    const char *v[] = {r->rs->version};
+    dg_metrics_clear(r->mx, r->f.rules_info);
+    dg_metrics_set(r->mx, r->f.rules_info, v, 1);
+}
+
+/* ---- readiness (HTTP thread) ----------------------------------------- */
+
+static int ready(void *ud, char *why, size_t whysz)
+{
+    struct run *r = ud;
+    if (atomic_load(&r->stopping)) {
+        snprintf(why, whysz, "shutting down");
+        return 0;
+    }
+    if (!atomic_load(&r->consuming)) {
+        snprintf(why, whysz, "not consuming: no partition assigned and not yet a member of group '%s'",
+                 r->cfg->group);
+        return 0;
+    }
+    if (!atomic_load(&r->redis_ok)) {
+        pthread_mutex_lock(&r->ready_lock);
+        snprintf(why, whysz, "state backend unavailable: %s", r->redis_err);
+        pthread_mutex_unlock(&r->ready_lock);
+        return 0;
+    }
+    /* the consumer outlives the HTTP server (it is stopped first) */
+    if (dg_consumer_ping(r->src, BROKER_PING_MS, why, whysz) != 0)
+        return 0;
+    return 1;
+}
+
+static void set_state_up(struct run *r, int up, const char *err)
+{
+    if (!up) {
+        pthread_mutex_lock(&r->ready_lock);
+        snprintf(r->redis_err, sizeof r->redis_err, "%s", err && *err ? err : "no answer");
+        pthread_mutex_unlock(&r->ready_lock);
+    }
+    atomic_store(&r->redis_ok, up);
+    if (r->mx)
+        dg_metrics_set(r->mx, r->f.ready_redis, NULL, up);
+}
+
+/* ---- once a second, between batches (engine thread) ------------------ */
+
+static void count_mem_freeze(void *ud, const char *scope, const char *key, const char *rule_id,
+                             const char *reason, int64_t ts, const char *event_id)
+{
+    uint64_t *n = ud;
+    (void)key, (void)rule_id, (void)reason, (void)ts, (void)event_id;
+    int s = dg_scope_lookup(scope, strlen(scope));
+    if (s >= 0)
+        n[s]++;
+}
+
+static void tick(struct run *r, int force)
+{
+    double now = dg_now_seconds();
+    if (!force && now < r->next_tick)
+        return;
+    r->next_tick = now + TICK_MS / 1000.0;
+
+    if (!r->mx)
+        return; /* the rest is for /metrics and /readyz */
+    atomic_store(&r->consuming, dg_consumer_assigned(r->src) > 0 || dg_consumer_joined(r->src));
+    double t0 = dg_now_seconds();
+    int up = dg_state_ping(r->st) == 0;
+    if (r->mx && r->cfg->state == DG_STATE_REDIS && up)
+        dg_metrics_observe(r->mx, r->f.ping_seconds, NULL, dg_now_seconds() - t0);
+    set_state_up(r, up, r->st->errstr[0] ? r->st->errstr : "PING failed");
+    dg_metrics_set(r->mx, r->f.assigned, NULL, (double)dg_consumer_assigned(r->src));
+    dg_metrics_set(r->mx, r->f.paused, NULL, dg_consumer_paused(r->src));
+    size_t n = dg_consumer_lag(r->src, r->lag, MAX_LAG_PARTITIONS);
+    dg_metrics_clear(r->mx, r->f.lag);
+    for (size_t i = 0; i < n; i++) {
+        char part[16];
+        snprintf(part, sizeof part, "%d", (int)r->lag[i].partition);
+        const char *v[] = {r->lag[i].topic, part};
+        dg_metrics_set(r->mx, r->f.lag, v, (double)r->lag[i].offset);
+    }
+    if (r->cfg->state == DG_STATE_MEMORY) {
+        uint64_t cnt[DG_NSCOPES] = {0};
+        dg_state_mem_freezes(r->st, count_mem_freeze, cnt);
+        for (int s = 0; s < DG_NSCOPES; s++) {
+            const char *v[] = {dg_scope_name(s)};
+            dg_metrics_set(r->mx, r->f.active_freezes, v, (double)cnt[s]);
+        }
+    }
+}
+
+/* ---- hot reload ------------------------------------------------------ */
+
+static uint64_t mix(uint64_t h, const char *name, const struct stat *st)
+{
+    uint64_t v[5] = {(uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec,
+                     (uint64_t)st->st_size, (uint64_t)st->st_ino, (uint64_t)st->st_ctim.tv_nsec};
+    /* xor: the order in which readdir lists a directory does not matter */
+    return h ^ dg_hash64(v, sizeof v, dg_hash64(name, strlen(name), 0x6472676c));
+}
+
+/* A digest of every rule file's name, mtime, size and inode (a directory:
+ * of its entries too), so that an edit, a rename over the file or a new
+ * file in a directory all show. Costs a stat per file per second. */
+static uint64_t fingerprint(const char *const *paths, size_t n)
+{
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0) {
+            h ^= dg_hash64(paths[i], strlen(paths[i]), 1); /* missing: changes too */
+            continue;
+        }
+        h = mix(h, paths[i], &st);
+        if (!S_ISDIR(st.st_mode))
+            continue;
+        DIR *d = opendir(paths[i]);
+        struct dirent *e;
+        size_t k = 0;
+        while (d && (e = readdir(d)) && k++ < MAX_WATCHED_FILES) {
+            char full[4096];
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(full, sizeof full, "%s/%s", paths[i], e->d_name);
+            if (stat(full, &st) == 0)
+                h = mix(h, full, &st);
+        }
+        if (d)
+            closedir(d);
+    }
+    return h;
+}
+
+static void log_diag(const struct dg_diag *diag, const char *event)
+{
+    for (size_t i = 0; i < diag->n; i++) {
+        const char *line = diag->lines[i];
+        const char *w = strstr(line, ": warning: ");
+        struct dg_log_field f[] = {DG_LF_STR("event", event)};
+        if (w)
+            dg_logf(DG_LOG_WARN, f, 1, "%.*s: %s", (int)(w - line), line, w + 11);
+        else
+            dg_logf(DG_LOG_ERROR, f, 1, "%s", line);
+    }
+}
+
+/* Load and check the rule files off the hot path; hand a good set to the
+ * engine, refuse a bad one. Loader thread. */
+static void reload(struct loader *ld, const char *why)
+{
+    struct dg_diag diag = {0};
+    char running[40];
+    double t0 = dg_now_seconds();
+    struct dg_ruleset *rs = dg_ruleset_load(ld->paths, ld->npaths, &diag);
+
+    pthread_mutex_lock(&ld->lock);
+    snprintf(running, sizeof running, "%s", ld->running);
+    pthread_mutex_unlock(&ld->lock);
+    if (!rs) {
+        log_diag(&diag, "reload_refused");
+        struct dg_log_field f[] = {DG_LF_STR("event", "reload_refused"), DG_LF_STR("trigger", why),
+                                   DG_LF_NUM("errors", diag.errors), DG_LF_STR("rules_version", running)};
+        dg_logf(DG_LOG_ERROR, f, DG_ARRAY_LEN(f),
+                "rule reload refused (%s): %d error%s; still running rules version %s", why,
+                diag.errors, diag.errors == 1 ? "" : "s", running);
+        if (ld->r->mx) {
+            const char *v[] = {"refused"};
+            dg_metrics_add(ld->r->mx, ld->r->f.reloads, v, 1);
+        }
+        dg_diag_free(&diag);
+        return;
+    }
+    log_diag(&diag, "reload");
+    dg_diag_free(&diag);
+    dg_log(DG_LOG_DEBUG, "rule set %s loaded and checked in %.1f ms (%s)", rs->version,
+           (dg_now_seconds() - t0) * 1000, why);
+    pthread_mutex_lock(&ld->lock);
+    if (!ld->ready && !strcmp(rs->version, ld->running)) {
+        pthread_mutex_unlock(&ld->lock);
+        struct dg_log_field f[] = {DG_LF_STR("event", "reload_ok"), DG_LF_STR("trigger", why),
+                                   DG_LF_STR("rules_version", rs->version)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "rules reloaded (%s): unchanged, version %s", why,
+                rs->version);
+        dg_ruleset_free(rs);
+        if (ld->r->mx) {
+            const char *v[] = {"ok"};
+            dg_metrics_add(ld->r->mx, ld->r->f.reloads, v, 1);
+        }
+        return;
+    }
+    /* a set that waited for the swap and was overtaken never ran: drop it */
+    dg_ruleset_free(ld->ready);
+    ld->ready = rs;
+    pthread_mutex_unlock(&ld->lock);
+}
+
+static void count_redis_freezes(struct run *r)
+{
+    struct dg_redis_opts ro;
+    struct dg_freeze_entry *v = NULL;
+    size_t n = 0;
+    char err[256];
+    uint64_t cnt[DG_NSCOPES] = {0};
+
+    dg_config_redis_opts(r->cfg, &ro);
+    if (dg_freezes_list(&ro, &v, &n, err, sizeof err) != 0)
+        return; /* Redis down: drainguard_state_up says so; keep the last figures */
+    for (size_t i = 0; i < n; i++) {
+        const char *bar = strchr(v[i].field, '|');
+        int s = bar ? dg_scope_lookup(v[i].field, (size_t)(bar - v[i].field)) : -1;
+        if (s >= 0)
+            cnt[s]++;
+    }
+    dg_freezes_list_free(v, n);
+    for (int s = 0; s < DG_NSCOPES; s++) {
+        const char *lv[] = {dg_scope_name(s)};
+        dg_metrics_set(r->mx, r->f.active_freezes, lv, (double)cnt[s]);
+    }
+}
+
+/* SIGHUP is blocked in every thread; this one takes it with sigtimedwait,
+ * which also gives the one-second tick of watch. */
+static void *loader_main(void *arg)
+{
+    struct loader *ld = arg;
+    sigset_t hup;
+    unsigned ticks = 0;
+
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    while (!atomic_load(&ld->stop)) {
+        struct timespec one = {1, 0};
+        int sig = sigtimedwait(&hup, NULL, &one);
+        if (atomic_load(&ld->stop))
+            break;
+        if (sig == SIGHUP) {
+            ld->fingerprint = fingerprint(ld->paths, ld->npaths);
+            reload(ld, "SIGHUP");
+            continue;
+        }
+        if (ld->r->mx && ld->r->cfg->state == DG_STATE_REDIS && ticks++ % FREEZE_COUNT_EVERY == 0)
+            count_redis_freezes(ld->r);
+        if (!ld->watch)
+            continue;
+        uint64_t fp = fingerprint(ld->paths, ld->npaths);
+        if (fp != ld->fingerprint) {
+            ld->fingerprint = fp;
+            reload(ld, "rule files changed");
+        }
+    }
+    return NULL;
+}
+
+static int loader_start(struct run *r)
+{
+    struct loader *ld = &r->ld;
+    ld->r = r;
+    ld->paths = (const char *const *)r->cfg->rules;
+    ld->npaths = r->cfg->nrules;
+    ld->watch = r->cfg->watch;
+    snprintf(ld->running, sizeof ld->running, "%s", r->rs->version);
+    ld->fingerprint = fingerprint(ld->paths, ld->npaths);
+    if (pthread_create(&ld->th, NULL, loader_main, ld) != 0)
+        return -1;
+    ld->started = 1;
+    return 0;
+}
+
+static void loader_stop(struct loader *ld)
+{
+    if (!ld->started)
+        return;
+    atomic_store(&ld->stop, 1);
+    pthread_kill(ld->th, SIGHUP); /* blocked there: pending, and sigtimedwait returns */
+    pthread_join(ld->th, NULL);
+    ld->started = 0;
+    dg_ruleset_free(ld->ready);
+    ld->ready = NULL;
+}
+
+/* Between batches (nothing pending): swap in a set the loader handed over.
+ * Window state stays where a window's definition is unchanged (the backends
+ * key state by a digest of it). */
+static void swap_rules(struct run *r)
+{
+    struct loader *ld = &r->ld;
+    struct dg_ruleset *rs;
+
+    if (!ld->started)
+        return;
+    pthread_mutex_lock(&ld->lock);
+    rs = ld->ready;
+    ld->ready = NULL;
+    pthread_mutex_unlock(&ld->lock);
+    if (!rs)
+        return;
+    if (dg_pipeline_set_rules(r->p, rs) != 0) {
+        pthread_mutex_lock(&ld->lock); /* a batch is pending: next time */
+        if (!ld->ready)
+            ld->ready = rs;
+        else
+            dg_ruleset_free(rs);
+        pthread_mutex_unlock(&ld->lock);
+        return;
+    }
+    struct dg_ruleset *old = r->rs;
+    r->rs = rs;
+    tally_size(r);
+    set_rules_info(r);
+    pthread_mutex_lock(&ld->lock);
+    snprintf(ld->running, sizeof ld->running, "%s", rs->version);
+    pthread_mutex_unlock(&ld->lock);
+    struct dg_log_field f[] = {DG_LF_STR("event", "reload_ok"), DG_LF_STR("rules_version", rs->version),
+                               DG_LF_STR("previous_version", old->version),
+                               DG_LF_NUM("rules", rs->nrules), DG_LF_NUM("windows", rs->nwindows)};
+    dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
+            "rules reloaded: version %s -> %s (%zu rules, %zu windows); window state kept", old->version,
+            rs->version, rs->nrules, rs->nwindows);
+    if (r->mx) {
+        const char *v[] = {"ok"};
+        dg_metrics_add(r->mx, r->f.reloads, v, 1);
+    }
+    dg_ruleset_free(old);
+}
+
+/* ---- the batch ------------------------------------------------------- */
+
+/* The key of scope s on the event ("*" for the global scope). */
+static void scope_key(const struct dg_event *ev, int s, char *out, size_t outsz)
+{
+    int fld = dg_scope_field(s, ev->type);
+    snprintf(out, outsz, "*");
+    if (s != DG_SCOPE_GLOBAL && fld >= 0 && ev->f[fld].t == DG_T_STR)
+        snprintf(out, outsz, "%.*s", (int)(ev->f[fld].len < outsz - 1 ? ev->f[fld].len : outsz - 1),
+                 ev->f[fld].u.s);
+}
+
+/* Was scope s already frozen when this event came (a freeze rule matching
+ * again re-places it: not news)? detect.c lists the frozen scopes in the
+ * reason of its DG_RULE_FROZEN match, in exactly these words.
+ * TODO(lead): a `was_frozen` mask in struct dg_decision would make this a
+ * bit test. */
+static int contains(const char *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(hay + i, needle, k))
+            return 1;
+    return 0;
+}
+
+static int already_frozen(const struct dg_decision *d, int s, const char *key)
+{
+    char needle[320];
+    if (s == DG_SCOPE_GLOBAL)
+        snprintf(needle, sizeof needle, "all withdrawals are frozen (global)");
+    else
+        snprintf(needle, sizeof needle, "%s '%s' is frozen", dg_scope_name(s), key);
+    for (size_t m = 0; m < d->nm; m++)
+        if (d->m[m].rule < 0 && !strcmp(d->m[m].id, DG_RULE_FROZEN) && d->m[m].reason &&
+            contains(d->m[m].reason, d->m[m].reason_len, needle))
+            return 1;
+    return 0;
+}
+
+/* Count, and log one line per freeze placed: scope, key, rule. Freezes
+ * are rare (an attack, an unexplained outflow), so this is a state change,
+ * not noise; a freeze placed again while in force is neither. */
+static void note_freezes(struct run *r, const struct dg_output *o)
+{
+    const struct dg_decision *d = o->detail;
+    const struct dg_event *ev = o->event;
+    for (int s = 0; s < DG_NSCOPES; s++) {
+        if (!(d->placed & (1u << s)))
+            continue;
+        char key[256];
+        scope_key(ev, s, key, sizeof key);
+        if (already_frozen(d, s, key))
+            continue;
+        r->t.freezes[s]++;
+        const char *rule = "?", *reason = "";
+        for (size_t m = 0; m < d->nm; m++) {
+            int ri = d->m[m].rule;
+            if (ri >= 0 && d->m[m].mode == DG_ENFORCE && d->m[m].action == DG_FREEZE &&
+                (r->rs->rules[ri].freeze & (1u << s))) {
+                rule = d->m[m].id;
+                reason = d->m[m].reason ? d->m[m].reason : "";
+                break;
+            }
+        }
+        char eid[128] = "";
+        const dg_value *e = &ev->f[DG_F_EVENT_ID];
+        if (e->t == DG_T_STR)
+            snprintf(eid, sizeof eid, "%.*s", (int)(e->len < sizeof eid - 1 ? e->len : sizeof eid - 1),
+                     e->u.s);
+        struct dg_log_field f[] = {DG_LF_STR("event", "freeze"), DG_LF_STR("scope", dg_scope_name(s)),
+                                   DG_LF_STR("key", key), DG_LF_STR("rule", rule),
+                                   DG_LF_STR("event_id", eid), DG_LF_STR("reason", reason)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "freeze placed: %s '%s' by rule '%s' (event %s)",
+                dg_scope_name(s), key, rule, eid);
+    }
 }
 
 static int emit(void *ud, const struct dg_output *o)
 {
     struct run *r = ud;
-    const struct dg_msg *m = &r->msgs[(uintptr_t)o->tag];
+    size_t idx = (uintptr_t)o->tag;
+    const struct dg_msg *m = &r->msgs[idx];
 
     if (o->reject) {
         char src[320];
@@ -130,15 +789,32 @@ static int emit(void *ud, const struct dg_output *o)
         };
         dg_producer_send(r->out, r->cfg->dlq_topic, m->key, m->key_len, m->value, m->len, h,
                          DG_ARRAY_LEN(h));
-        r->dead_letters++;
+        r->t.dead_letters++;
+        if (o->reject->code >= 0 && o->reject->code < DG_R_NCODES)
+            r->t.rejects[o->reject->code]++;
     }
+    if (o->event && o->event->type >= 0 && o->event->type < DG_EV_NTYPES)
+        r->t.events[o->event->type]++;
     if (o->decision) {
         dg_producer_send(r->out, r->cfg->decisions_topic, o->key, o->key_len, o->decision,
                          o->decision_len, NULL, 0);
-        r->decisions++;
+        r->t.decisions++;
+        if (o->action >= 0 && o->action < DG_NACTIONS)
+            r->t.actions[o->action]++;
+        r->dec_ts[idx] = r->mx ? dg_msg_timestamp(m) : -1;
     }
     if (o->duplicate)
-        r->redeliveries++;
+        r->t.duplicates++;
+    if (o->detail) {
+        const struct dg_decision *d = o->detail;
+        for (size_t k = 0; k < d->nm; k++) {
+            size_t h = (size_t)d->m[k].rule * 2 + (d->m[k].mode == DG_SHADOW);
+            if (d->m[k].rule >= 0 && h < r->t.nhits)
+                r->t.hits[h]++;
+        }
+        if (d->placed && o->event)
+            note_freezes(r, o);
+    }
     return 0; /* a message that could not be queued fails the round */
 }
 
@@ -184,6 +860,19 @@ static int backoff_next(int ms)
     return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
 }
 
+static void log_event(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_event(int level, const char *event, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct dg_log_field f[] = {DG_LF_STR("event", event)};
+    dg_logf(level, f, 1, "%s", msg);
+}
+
 /* Decide the batch in hand and deliver it. Returns 0 when its offsets were
  * stored, 1 when it will be read again (revoked, undelivered, shutting
  * down during an outage), -1 on a fatal consumer error. */
@@ -191,21 +880,30 @@ static int process_batch(struct run *r)
 {
     char err[512];
     int backoff = BACKOFF_MIN_MS;
-    double outage_start = 0;
+    double outage_start = 0, t0;
     size_t paused = 0;
 
     index_batch(r);
+    tally_reset(r);
     for (size_t i = 0; i < r->n; i++)
         dg_pipeline_push(r->p, r->msgs[i].value ? r->msgs[i].value : "", r->msgs[i].len,
                          (void *)(uintptr_t)i);
 
-    while (dg_pipeline_flush(r->p, emit, r, err, sizeof err) != 0) {
+    for (t0 = dg_now_seconds(); dg_pipeline_flush(r->p, emit, r, err, sizeof err) != 0;
+         t0 = dg_now_seconds()) {
         /* nothing was emitted and the batch is kept: no decision, no offset */
+        set_state_up(r, 0, err);
+        if (r->mx)
+            dg_metrics_add(r->mx, r->f.state_errors, NULL, 1);
         if (!outage_start) {
             outage_start = dg_now_seconds();
             paused = dg_consumer_pause(r->src);
-            fprintf(stderr, "drainguard run: redis unavailable: %s; pausing %zu partition%s\n", err,
-                    paused, paused == 1 ? "" : "s");
+            if (r->mx)
+                dg_metrics_set(r->mx, r->f.paused, NULL, 1);
+            struct dg_log_field f[] = {DG_LF_STR("event", "pause"), DG_LF_NUM("partitions", paused),
+                                       DG_LF_STR("error", err)};
+            dg_logf(DG_LOG_WARN, f, DG_ARRAY_LEN(f), "redis unavailable: %s; pausing %zu partition%s",
+                    err, paused, paused == 1 ? "" : "s");
         }
         r->waiting = 1;
         int ir = dg_consumer_idle(r->src, backoff);
@@ -214,24 +912,34 @@ static int process_batch(struct run *r)
             return -1;
         if (r->revoked || stop_requested) {
             dg_pipeline_discard(r->p);
-            logf_("%s while waiting for redis: dropped the undecided batch of %zu event%s "
-                  "(no state applied, no offset stored; %s)",
-                  r->revoked ? "partitions revoked" : "shutting down", r->n, r->n == 1 ? "" : "s",
-                  r->revoked ? "the partitions' owner reads them" : "they are read again on restart");
+            log_event(DG_LOG_INFO, "batch_dropped",
+                      "%s while waiting for redis: dropped the undecided batch of %zu event%s "
+                      "(no state applied, no offset stored; %s)",
+                      r->revoked ? "partitions revoked" : "shutting down", r->n, r->n == 1 ? "" : "s",
+                      r->revoked ? "the partitions' owner reads them" : "they are read again on restart");
             if (r->revoked)
                 dg_consumer_seek(r->src, r->first, r->nparts); /* the ones still ours */
             r->revoked = 0;
             size_t resumed = dg_consumer_resume(r->src);
+            if (r->mx)
+                dg_metrics_set(r->mx, r->f.paused, NULL, 0);
             if (!stop_requested)
-                logf_("resumed %zu partition%s", resumed, resumed == 1 ? "" : "s");
+                log_event(DG_LOG_INFO, "resume", "resumed %zu partition%s", resumed,
+                          resumed == 1 ? "" : "s");
             return 1;
         }
         backoff = backoff_next(backoff);
     }
+    double decide_s = dg_now_seconds() - t0;
     if (outage_start) {
         size_t resumed = dg_consumer_resume(r->src);
-        logf_("redis available again after %.1f s: batch decided, resuming %zu partition%s",
-              dg_now_seconds() - outage_start, resumed, resumed == 1 ? "" : "s");
+        set_state_up(r, 1, NULL);
+        if (r->mx)
+            dg_metrics_set(r->mx, r->f.paused, NULL, 0);
+        struct dg_log_field f[] = {DG_LF_STR("event", "resume"), DG_LF_NUM("partitions", resumed)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
+                "redis available again after %.1f s: batch decided, resuming %zu partition%s",
+                dg_now_seconds() - outage_start, resumed, resumed == 1 ? "" : "s");
     }
 
     size_t failed = dg_producer_wait(r->out, err, sizeof err);
@@ -239,23 +947,36 @@ static int process_batch(struct run *r)
         /* its state is committed, so a second pass gets the stored
          * decisions byte for byte: republishing is safe */
         r->deliver_backoff = r->deliver_backoff ? backoff_next(r->deliver_backoff) : BACKOFF_MIN_MS;
-        fprintf(stderr, "drainguard run: %zu message%s of a batch not delivered (%s); "
-                        "its offsets are not stored, reading it again in %d ms\n",
+        if (r->mx)
+            dg_metrics_add(r->mx, r->f.delivery_failures, NULL, 1);
+        struct dg_log_field f[] = {DG_LF_STR("event", "delivery_failed"), DG_LF_NUM("failed", failed),
+                                   DG_LF_STR("error", err)};
+        dg_logf(DG_LOG_WARN, f, DG_ARRAY_LEN(f),
+                "%zu message%s of a batch not delivered (%s); its offsets are not stored, "
+                "reading it again in %d ms",
                 failed, failed == 1 ? "" : "s", err, r->deliver_backoff);
         dg_consumer_pause(r->src);
         if (dg_consumer_seek(r->src, r->first, r->nparts) != 0)
-            fprintf(stderr, "drainguard run: %s\n", dg_consumer_error(r->src));
+            dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
         int ir = dg_consumer_idle(r->src, r->deliver_backoff);
         dg_consumer_resume(r->src);
         return ir ? -1 : 1;
     }
     if (r->deliver_backoff) {
-        logf_("decisions delivered again");
+        log_event(DG_LOG_INFO, "delivery_ok", "decisions delivered again");
         r->deliver_backoff = 0;
     }
     if (dg_consumer_store(r->src, r->next, r->nparts) != 0)
-        fprintf(stderr, "drainguard run: %s\n", dg_consumer_error(r->src));
+        dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
     r->batches++;
+    r->decisions += r->t.decisions;
+    r->dead_letters += r->t.dead_letters;
+    r->redeliveries += r->t.duplicates;
+    tally_publish(r, decide_s);
+    if (dg_log_enabled(DG_LOG_DEBUG))
+        dg_log(DG_LOG_DEBUG, "batch of %zu: %llu decisions, %llu dead letters, decided in %.2f ms",
+               r->n, (unsigned long long)r->t.decisions, (unsigned long long)r->t.dead_letters,
+               decide_s * 1000);
     return 0;
 }
 
@@ -271,7 +992,10 @@ static int parse_args(int argc, char **argv, struct dg_config *cfg)
         {"--dlq-topic", "dlq_topic"},       {"--state", "state"},
         {"--batch", "batch"},               {"--linger-ms", "linger_ms"},
         {"--max-future", "max_future"},     {"--dedupe-window", "dedupe_window"},
-        {"--lateness", "lateness"},
+        {"--lateness", "lateness"},         {"--metrics", "metrics"},
+        {"--log-format", "log_format"},     {"--log-level", "log_level"},
+        {"--sign-key-file", "sign_key_file"}, {"--sign-key-env", "sign_key_env"},
+        {"--sign-key-id", "sign_key_id"},
     };
     char err[512];
 
@@ -293,6 +1017,12 @@ static int parse_args(int argc, char **argv, struct dg_config *cfg)
         const char *v = NULL;
         if (dg_opt(argc, argv, &i, "--config"))
             continue;
+        if (!strcmp(argv[i], "--watch")) { /* a switch: no value */
+            v = "true";
+            if (dg_config_set(cfg, "watch", v, err, sizeof err) != 0)
+                goto bad;
+            continue;
+        }
         size_t f = 0;
         for (; f < DG_ARRAY_LEN(flags); f++)
             if ((v = dg_opt(argc, argv, &i, flags[f].flag)))
@@ -301,38 +1031,46 @@ static int parse_args(int argc, char **argv, struct dg_config *cfg)
             dg_cmd_error("run", "unknown option '%s' (see drainguard run --help)", argv[i]);
             return -1;
         }
-        if (dg_config_set(cfg, flags[f].key, v, err, sizeof err) != 0) {
-            dg_cmd_error("run", "%s", err);
-            return -1;
-        }
+        if (dg_config_set(cfg, flags[f].key, v, err, sizeof err) != 0)
+            goto bad;
     }
-    if (dg_config_check(cfg, err, sizeof err) != 0) {
-        dg_cmd_error("run", "%s", err);
-        return -1;
-    }
+    if (dg_config_check(cfg, err, sizeof err) != 0)
+        goto bad;
     return 0;
+bad:
+    dg_cmd_error("run", "%s", err);
+    return -1;
 }
 
 int dg_cmd_run(int argc, char **argv)
 {
     struct dg_config *cfg = dg_config_new();
     struct dg_diag diag = {0};
-    struct dg_ruleset *rs = NULL;
     struct dg_state *st = NULL;
     struct run r = {0};
     char err[512];
     int rc = 2;
+    sigset_t hup;
+
+    /* SIGHUP is taken by the loader thread only: block it here, before any
+     * thread (librdkafka's, the HTTP server's) exists, so that every thread
+     * inherits the mask and a SIGHUP never kills the process */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+    pthread_mutex_init(&r.ready_lock, NULL);
+    pthread_mutex_init(&r.ld.lock, NULL);
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (parse_args(argc, argv, cfg) != 0)
         goto out_cfg;
+    dg_log_setup("run", cfg->log_format, cfg->log_level);
     rc = 1;
-    rs = dg_ruleset_load((const char *const *)cfg->rules, cfg->nrules, &diag);
-    for (size_t i = 0; i < diag.n; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
-    if (!rs) {
-        dg_cmd_error("run", "rule set has %d error%s; not started", diag.errors,
-                     diag.errors == 1 ? "" : "s");
+    r.rs = dg_ruleset_load((const char *const *)cfg->rules, cfg->nrules, &diag);
+    log_diag(&diag, "rules");
+    if (!r.rs) {
+        dg_log(DG_LOG_ERROR, "rule set has %d error%s; not started", diag.errors,
+               diag.errors == 1 ? "" : "s");
         goto out_cfg;
     }
 
@@ -341,10 +1079,13 @@ int dg_cmd_run(int argc, char **argv)
         dg_config_summary(cfg, &b);
         for (char *line = b.data, *nl; line && *line; line = nl + 1) {
             nl = strchr(line, '\n');
-            logf_("%.*s", (int)(nl - line), line);
+            log_event(DG_LOG_INFO, "config", "%.*s", (int)(nl - line), line);
         }
         dg_buf_free(&b);
-        logf_("rules: %zu rules, %zu windows, version %s", rs->nrules, rs->nwindows, rs->version);
+        struct dg_log_field f[] = {DG_LF_STR("event", "rules"), DG_LF_STR("rules_version", r.rs->version),
+                                   DG_LF_NUM("rules", r.rs->nrules), DG_LF_NUM("windows", r.rs->nwindows)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "rules: %zu rules, %zu windows, version %s",
+                r.rs->nrules, r.rs->nwindows, r.rs->version);
     }
 
     /* the producer first: it checks the kafka: properties before anything
@@ -352,7 +1093,7 @@ int dg_cmd_run(int argc, char **argv)
     r.cfg = cfg;
     r.out = dg_producer_new(cfg, "run", err, sizeof err);
     if (!r.out) {
-        dg_cmd_error("run", "%s", err);
+        dg_log(DG_LOG_ERROR, "%s", err);
         goto out_rules;
     }
     if (cfg->state == DG_STATE_MEMORY) {
@@ -363,16 +1104,32 @@ int dg_cmd_run(int argc, char **argv)
         err[0] = '\0';
         st = dg_state_redis_new(&ro, err, sizeof err);
         if (!st) {
-            dg_cmd_error("run", "redis: %s", err[0] ? err : "cannot connect");
+            dg_log(DG_LOG_ERROR, "redis: %s", err[0] ? err : "cannot connect");
             goto out_producer;
         }
     }
+    r.st = st;
+    atomic_store(&r.redis_ok, 1);
 
-    r.p = dg_pipeline_new(rs, st, cfg->batch, 1);
+    r.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
     dg_pipeline_set_max_future(r.p, cfg->max_future_ms);
+    { /* signed decisions (docs/signing.md): the pipeline owns the signer */
+        dg_signer *sg = dg_signer_open(cfg->signing.key_id, cfg->signing.key_file,
+                                       cfg->signing.key_env, err, sizeof err);
+        if (!sg && err[0]) {
+            dg_log(DG_LOG_ERROR, "%s", err);
+            goto out_pipeline;
+        }
+        if (sg)
+            dg_log(DG_LOG_INFO, "signing decisions with key id '%s' (%zu-byte key)",
+                   dg_signer_kid(sg), dg_signer_keylen(sg));
+        dg_pipeline_set_signer(r.p, sg);
+    }
     r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
+    r.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.dec_ts));
     r.first = dg_xcalloc(cfg->batch, sizeof(*r.first));
     r.next = dg_xcalloc(cfg->batch, sizeof(*r.next));
+    tally_size(&r);
 
     struct dg_consumer_opts co = {0};
     co.log_name = "run";
@@ -380,7 +1137,30 @@ int dg_cmd_run(int argc, char **argv)
     co.ud = &r;
     r.src = dg_consumer_new(cfg, &co, err, sizeof err);
     if (!r.src) {
-        dg_cmd_error("run", "%s", err);
+        dg_log(DG_LOG_ERROR, "%s", err);
+        goto out_pipeline;
+    }
+
+    if (cfg->metrics) {
+        r.mx = dg_metrics_new();
+        declare_metrics(&r);
+        set_rules_info(&r);
+        dg_metrics_set(r.mx, r.f.ready_redis, NULL, 1);
+        r.lag = dg_xcalloc(MAX_LAG_PARTITIONS, sizeof(*r.lag));
+        r.httpd = dg_metrics_serve(r.mx, cfg->metrics, ready, &r, err, sizeof err);
+        if (!r.httpd) {
+            dg_log(DG_LOG_ERROR, "%s; not started", err);
+            dg_consumer_close(r.src);
+            goto out_pipeline;
+        }
+        struct dg_log_field f[] = {DG_LF_STR("event", "metrics"), DG_LF_NUM("port", dg_metrics_port(r.httpd))};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "serving /metrics, /healthz, /readyz on %s (port %d)",
+                cfg->metrics, dg_metrics_port(r.httpd));
+    }
+    if (loader_start(&r) != 0) {
+        dg_log(DG_LOG_ERROR, "cannot start the rule loader thread: %s", strerror(errno));
+        dg_metrics_stop(r.httpd);
+        dg_consumer_close(r.src);
         goto out_pipeline;
     }
 
@@ -389,13 +1169,20 @@ int dg_cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    logf_("started; waiting for partitions of group '%s'", cfg->group);
+    {
+        struct dg_log_field f[] = {DG_LF_STR("event", "start"), DG_LF_STR("group", cfg->group),
+                                   DG_LF_STR("rules_version", r.rs->version)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "started; waiting for partitions of group '%s'",
+                cfg->group);
+    }
 
     rc = 0;
     while (!stop_requested) {
+        swap_rules(&r);
+        tick(&r, 0);
         ssize_t n = dg_consumer_poll(r.src, r.msgs, cfg->batch, POLL_WAIT_MS, cfg->linger_ms);
         if (n < 0) {
-            fprintf(stderr, "drainguard run: kafka consumer: %s\n", dg_consumer_error(r.src));
+            dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
             rc = 1;
             break;
         }
@@ -406,36 +1193,53 @@ int dg_cmd_run(int argc, char **argv)
         dg_consumer_release(r.src, r.msgs, r.n);
         r.n = 0;
         if (pr < 0) {
-            fprintf(stderr, "drainguard run: kafka consumer: %s\n", dg_consumer_error(r.src));
+            dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
             rc = 1;
             break;
         }
     }
 
-    logf_("shutting down: committing offsets and leaving the group");
+    atomic_store(&r.stopping, 1);
+    log_event(DG_LOG_INFO, "shutdown", "shutting down: committing offsets and leaving the group");
+    /* the HTTP thread reads r.src: stop it before the consumer goes */
+    dg_metrics_stop(r.httpd);
+    r.httpd = NULL;
+    loader_stop(&r.ld);
     if (dg_consumer_close(r.src) != 0)
         rc = 1;
     {
         const struct dg_pipeline_stats *s = dg_pipeline_stats(r.p);
-        logf_("stopped: %llu batches, %llu inputs, %llu decisions (allow %llu, review %llu, hold %llu, "
-              "freeze %llu), %llu dead letters, %llu redelivered events",
-              r.batches, (unsigned long long)s->inputs, r.decisions,
-              (unsigned long long)s->actions[DG_ALLOW], (unsigned long long)s->actions[DG_REVIEW],
-              (unsigned long long)s->actions[DG_HOLD], (unsigned long long)s->actions[DG_FREEZE],
-              r.dead_letters, r.redeliveries);
+        struct dg_log_field f[] = {DG_LF_STR("event", "stopped"), DG_LF_NUM("batches", r.batches),
+                                   DG_LF_NUM("inputs", s->inputs), DG_LF_NUM("decisions", r.decisions),
+                                   DG_LF_NUM("dead_letters", r.dead_letters),
+                                   DG_LF_NUM("redelivered", r.redeliveries)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
+                "stopped: %llu batches, %llu inputs, %llu decisions (allow %llu, review %llu, hold %llu, "
+                "freeze %llu), %llu dead letters, %llu redelivered events",
+                r.batches, (unsigned long long)s->inputs, r.decisions,
+                (unsigned long long)s->actions[DG_ALLOW], (unsigned long long)s->actions[DG_REVIEW],
+                (unsigned long long)s->actions[DG_HOLD], (unsigned long long)s->actions[DG_FREEZE],
+                r.dead_letters, r.redeliveries);
     }
 out_pipeline:
+    loader_stop(&r.ld);
     free(r.msgs);
+    free(r.dec_ts);
     free(r.first);
     free(r.next);
+    free(r.lag);
+    free(r.t.hits);
     dg_pipeline_free(r.p);
     st->ops->destroy(st);
+    dg_metrics_free(r.mx);
 out_producer:
     dg_producer_free(r.out, FLUSH_TIMEOUT_MS);
 out_rules:
-    dg_ruleset_free(rs);
+    dg_ruleset_free(r.rs);
 out_cfg:
     dg_diag_free(&diag);
     dg_config_free(cfg);
+    pthread_mutex_destroy(&r.ld.lock);
+    pthread_mutex_destroy(&r.ready_lock);
     return rc;
 }

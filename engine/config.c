@@ -7,6 +7,7 @@
  * librdkafka's verdict on them at that position.
  */
 #include "config.h"
+#include "log.h"
 #include "rules_tree.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@
 static const char *const top_keys[] = {
     "brokers", "group", "input_topics", "decisions_topic", "dlq_topic", "rules", "batch",
     "linger_ms", "max_future", "dedupe_window", "lateness", "state", "redis", "kafka",
+    "metrics", "watch", "log_format", "log_level",
+    "signing",
 };
 static const char *const redis_keys[] = {
     "host", "port", "unix", "user", "password", "db", "prefix", "timeout_ms",
@@ -433,6 +436,72 @@ static void load_state(struct ld *l, const struct dg_ynode *v)
         err_at(l, v, "state: expected 'redis' or 'memory', got '%s'", t);
 }
 
+/* signing: {key_file: PATH, key_env: NAME, key_id: ID} (docs/signing.md).
+ * Only the names are kept: sign.c reads the key, so its bytes never pass
+ * through the configuration or its summary. */
+static void load_signing(struct ld *l, const struct dg_ynode *m)
+{
+    static const char *const keys[] = {"key_file", "key_env", "key_id"};
+    struct dg_config *c = l->c;
+
+    if (!check_map(l, m, "signing"))
+        return;
+    for (size_t i = 0; i + 1 < m->n; i += 2) {
+        if (!known_key(l, m, i, keys, DG_ARRAY_LEN(keys), "signing"))
+            continue;
+        const char *k = m->kids[i]->text;
+        const struct dg_ynode *v = m->kids[i + 1];
+        if (!strcmp(k, "key_file")) {
+            char **one = NULL;
+            size_t n = 0;
+            if (v->kind != DG_Y_SCALAR && !is_env_ref(v)) {
+                err_at(l, v, "signing.key_file: expected a path or {env: NAME}");
+                continue;
+            }
+            get_list(l, v, "signing.key_file", &one, &n, 1); /* relative to the file */
+            if (n)
+                set_str(&c->signing.key_file, one[0]);
+            free_list(&one, &n);
+        } else if (!strcmp(k, "key_env")) {
+            get_str(l, v, "signing.key_env", &c->signing.key_env);
+        } else {
+            get_str(l, v, "signing.key_id", &c->signing.key_id);
+        }
+    }
+}
+
+/* The operational keys: metrics, watch, log_format, log_level. */
+static void load_ops(struct ld *l, const char *k, const struct dg_ynode *v)
+{
+    struct dg_config *c = l->c;
+    const char *t;
+
+    if (!strcmp(k, "metrics")) {
+        get_str(l, v, "metrics", &c->metrics);
+        return;
+    }
+    if (!(t = text_of(l, v, k)))
+        return;
+    if (!strcmp(k, "watch")) {
+        if (!strcmp(t, "true") || !strcmp(t, "false"))
+            c->watch = !strcmp(t, "true");
+        else
+            err_at(l, v, "watch: expected true or false, got '%s'", t);
+    } else if (!strcmp(k, "log_format")) {
+        int f = dg_log_format_parse(t);
+        if (f < 0)
+            err_at(l, v, "log_format: expected 'text' or 'json', got '%s'", t);
+        else
+            c->log_format = f;
+    } else if (!strcmp(k, "log_level")) {
+        int lv = dg_log_level_parse(t);
+        if (lv < 0)
+            err_at(l, v, "log_level: expected debug, info, warn or error, got '%s'", t);
+        else
+            c->log_level = lv;
+    }
+}
+
 static void load_root(struct ld *l, const struct dg_ynode *root)
 {
     struct dg_config *c = l->c;
@@ -486,6 +555,10 @@ static void load_root(struct ld *l, const struct dg_ynode *root)
             load_redis(l, v);
         else if (!strcmp(k, "kafka"))
             load_kafka(l, v);
+        else if (!strcmp(k, "signing"))
+            load_signing(l, v);
+        else
+            load_ops(l, k, v);
     }
 }
 
@@ -506,6 +579,8 @@ struct dg_config *dg_config_new(void)
     c->redis.port = 6379;
     c->redis.prefix = dg_xstrdup("dg:");
     c->redis.timeout_ms = 2000;
+    c->log_format = DG_LOG_TEXT;
+    c->log_level = DG_LOG_INFO;
     return c;
 }
 
@@ -529,6 +604,10 @@ void dg_config_free(struct dg_config *c)
         free(c->redis.password);
     }
     free(c->redis.prefix);
+    free(c->metrics);
+    free(c->signing.key_file);
+    free(c->signing.key_env);
+    free(c->signing.key_id);
     kv_free(&c->kafka);
     kv_free(&c->kafka_consumer);
     kv_free(&c->kafka_producer);
@@ -667,6 +746,32 @@ int dg_config_set(struct dg_config *c, const char *key, const char *val, char *e
         c->linger_ms = (int)n;
     } else if (!strcmp(key, "redis")) {
         return set_redis_addr(c, val, err, errsz);
+    } else if (!strcmp(key, "metrics")) {
+        set_str(&c->metrics, val);
+    } else if (!strcmp(key, "watch")) {
+        if (strcmp(val, "true") && strcmp(val, "false")) {
+            snprintf(err, errsz, "--watch: expected true or false, got '%s'", val);
+            return -1;
+        }
+        c->watch = !strcmp(val, "true");
+    } else if (!strcmp(key, "log_format")) {
+        if ((n = dg_log_format_parse(val)) < 0) {
+            snprintf(err, errsz, "--log-format: expected 'text' or 'json', got '%s'", val);
+            return -1;
+        }
+        c->log_format = (int)n;
+    } else if (!strcmp(key, "log_level")) {
+        if ((n = dg_log_level_parse(val)) < 0) {
+            snprintf(err, errsz, "--log-level: expected debug, info, warn or error, got '%s'", val);
+            return -1;
+        }
+        c->log_level = (int)n;
+    } else if (!strcmp(key, "sign_key_file")) {
+        set_str(&c->signing.key_file, val);
+    } else if (!strcmp(key, "sign_key_env")) {
+        set_str(&c->signing.key_env, val);
+    } else if (!strcmp(key, "sign_key_id")) {
+        set_str(&c->signing.key_id, val);
     } else if (!strcmp(key, "max_future") || !strcmp(key, "dedupe_window") ||
                !strcmp(key, "lateness")) {
         if (dg_duration_parse(val, strlen(val), &ms) != 0 || ms < 0) {
@@ -766,6 +871,11 @@ void dg_config_summary(const struct dg_config *c, dg_buf *out)
             dg_buf_puts(out, " password (set)");
         dg_buf_putc(out, '\n');
     }
+    dg_buf_printf(out, "metrics: %s%s%s\n", c->metrics ? "http://" : "off",
+                  c->metrics ? c->metrics : "", c->metrics ? "/metrics, /healthz, /readyz" : "");
+    dg_buf_printf(out, "rule reload: on SIGHUP%s; log: %s, level %s\n",
+                  c->watch ? " and when a rule file changes (watch)" : "",
+                  c->log_format == DG_LOG_JSON ? "json" : "text", dg_log_level_name(c->log_level));
     summary_kv(out, "kafka", &c->kafka);
     summary_kv(out, "kafka.consumer", &c->kafka_consumer);
     summary_kv(out, "kafka.producer", &c->kafka_producer);

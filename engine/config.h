@@ -59,6 +59,15 @@ struct dg_config {
     struct dg_kvlist kafka_consumer; /* consumer only (applied after kafka) */
     struct dg_kvlist kafka_producer; /* producer only (applied after kafka) */
     int rules_from_flags;        /* --rules given: it replaces the file's list */
+    char *metrics;               /* HOST:PORT of /metrics, /healthz, /readyz; NULL: off */
+    int watch;                   /* reload when a rule file's mtime changes */
+    int log_format;              /* DG_LOG_TEXT or DG_LOG_JSON (log.h) */
+    int log_level;               /* DG_LOG_DEBUG .. DG_LOG_ERROR */
+    struct {                     /* signed decisions (docs/signing.md); sign.c */
+        char *key_file;          /* reads the key: only names are kept here */
+        char *key_env;           /* the name of the variable, not its value */
+        char *key_id;
+    } signing;
 };
 
 /* A configuration holding the defaults. Free with dg_config_free(). */
@@ -75,7 +84,10 @@ int dg_config_load(struct dg_config *c, const char *path, struct dg_diag *diag);
  * ("brokers", "group", "input_topics" (comma-separated), "decisions_topic",
  * "dlq_topic", "rules" (one path; replaces the file's list on the first
  * call, adds on later calls), "state", "batch", "linger_ms", "redis"
- * (HOST:PORT or unix:PATH), "max_future", "dedupe_window", "lateness").
+ * (HOST:PORT or unix:PATH), "max_future", "dedupe_window", "lateness",
+ * "metrics" (HOST:PORT), "watch" ("true" or "false"), "log_format" (text,
+ * json), "log_level" (debug, info, warn, error), "sign_key_file",
+ * "sign_key_env", "sign_key_id" (signing.*)).
  * Returns 0, or -1 with a message in err. */
 int dg_config_set(struct dg_config *c, const char *key, const char *val, char *err,
                   size_t errsz);

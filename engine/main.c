@@ -16,7 +16,9 @@ const struct dg_command dg_commands[] = {
     {"produce", dg_cmd_produce, "send lines of a file to a Kafka topic (operators, demo, tests)", dg_usage_produce},
     {"consume", dg_cmd_consume, "print the messages of a Kafka topic from the beginning", dg_usage_consume},
     {"gen", dg_cmd_gen, "generate labelled synthetic exchange traffic with attack scenarios", dg_usage_gen},
+    {"freezes", dg_cmd_freezes, "list, place and release freezes in the engine's Redis (audited)", dg_usage_freezes},
     {"score", dg_cmd_score, "score a pack's decisions against labelled attacks, beside a baseline", dg_usage_score},
+    {"verify", dg_cmd_verify, "check the signatures of a stream of decisions", dg_usage_verify},
 };
 const size_t dg_ncommands = sizeof(dg_commands) / sizeof(dg_commands[0]);
 

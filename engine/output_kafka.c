@@ -10,6 +10,7 @@
  * the same handle), and the round's counters.
  */
 #include "output_kafka.h"
+#include "log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -63,14 +64,15 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (!strncmp(p->last_logged, reason, sizeof p->last_logged - 1))
         return; /* a broker that stays down repeats itself */
     snprintf(p->last_logged, sizeof p->last_logged, "%s", reason);
-    fprintf(stderr, "drainguard %s: kafka producer: %s\n", p->name, reason);
+    dg_log(DG_LOG_ERROR, "kafka producer: %s", reason);
 }
 
 static void logger(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct dg_producer *p = rd_kafka_opaque(rk);
     if (level <= 4 || (p && p->debug))
-        fprintf(stderr, "drainguard: kafka producer %s: %s: %s\n", rd_kafka_name(rk), fac, buf);
+        dg_log(level <= 3 ? DG_LOG_ERROR : level == 4 ? DG_LOG_WARN : DG_LOG_INFO,
+               "kafka producer %s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *file, const struct dg_kv *kv, char *err,
@@ -107,6 +109,7 @@ dg_producer *dg_producer_new(const struct dg_config *cfg, const char *name, char
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
     p->name = name;
+    dg_log_default_name(name);
     /* defaults the user may change, then the user's, then what the
      * guarantees need (config.c refuses user values for those) */
     struct dg_kv defaults[] = {
@@ -206,13 +209,12 @@ size_t dg_producer_wait(dg_producer *p, char *err, size_t errsz)
         snprintf(err, errsz, "%s", p->first_error);
     if (rd_kafka_fatal_error(p->rk, fatal, sizeof fatal)) {
         char e[512];
-        fprintf(stderr, "drainguard %s: kafka producer: fatal error (%s); starting a new producer\n",
-                p->name, fatal);
+        dg_log(DG_LOG_ERROR, "kafka producer: fatal error (%s); starting a new producer", fatal);
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy(p->rk);
         p->rk = NULL;
         if (start(p, e, sizeof e) != 0) {
-            fprintf(stderr, "drainguard %s: %s\n", p->name, e);
+            dg_log(DG_LOG_ERROR, "%s", e);
             exit(1); /* nothing sensible to do without a producer */
         }
     }

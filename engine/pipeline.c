@@ -7,6 +7,7 @@
 #include "detect.h"
 #include "hmap.h"
 #include "reconcile.h"
+#include "sign.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -55,6 +56,7 @@ struct dg_pipeline {
     dg_buf problem;
     int decided_at;
     int64_t max_future_ms;
+    dg_signer *signer;      /* owned; NULL: decisions are not signed */
     struct dg_pipeline_stats stats;
 };
 
@@ -101,6 +103,7 @@ void dg_pipeline_free(dg_pipeline *p)
     dg_arena_free(&p->arena);
     dg_hmap_free(&p->reqov);
     dg_buf_free(&p->problem);
+    dg_signer_free(p->signer);
     free(p);
 }
 
@@ -213,6 +216,23 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
 void dg_pipeline_set_max_future(dg_pipeline *p, int64_t max_future_ms)
 {
     p->max_future_ms = max_future_ms;
+}
+
+void dg_pipeline_set_signer(dg_pipeline *p, struct dg_signer *signer)
+{
+    dg_signer_free(p->signer);
+    p->signer = signer;
+}
+
+/* The signature becomes part of the decision's bytes before anything stores
+ * or publishes them. An unsignable decision is never published unsigned:
+ * stop before the batch is committed, and a restart decides it again. */
+static void sign(dg_pipeline *p, dg_buf *out)
+{
+    if (p->signer && dg_signer_sign(p->signer, out) != 0) {
+        fprintf(stderr, "drainguard: cannot sign a decision (libcrypto failed); stopping\n");
+        abort();
+    }
 }
 
 static int64_t wall_ms(void)
@@ -397,6 +417,7 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
         return;
     s->out.len = 0;
     dg_decision_encode(rs, &s->ev, it, d, decided_at, &s->out);
+    sign(p, &s->out);
     s->has_decision = 1;
     s->action = d->action;
     it->decision = s->out.data;
@@ -530,6 +551,7 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, s
         if (!s->valid && s->has_decision) {
             s->out.len = 0;
             dg_reject_encode(p->rs, &s->rej, s->fallback_id, dat, &s->out);
+            sign(p, &s->out);
         }
         count(p, s);
         o.tag = s->tag;

@@ -72,6 +72,15 @@ int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr,
  * otherwise move windows and expiry ahead for everyone. */
 void dg_pipeline_set_max_future(dg_pipeline *p, int64_t max_future_ms);
 
+/* Sign every decision from now on (docs/signing.md): the signature is
+ * appended when a decision is made, before the state backend stores its
+ * bytes, so a redelivery republishes the same signed bytes; the fail-closed
+ * holds of invalid inputs are signed too. The pipeline takes ownership of
+ * signer (from dg_signer_open; NULL: stop signing) and frees it, and any
+ * signer set before, itself. Set it between batches. */
+struct dg_signer;
+void dg_pipeline_set_signer(dg_pipeline *p, struct dg_signer *signer);
+
 /* Drop the pending inputs without deciding them (their state was never
  * applied): for a batch whose partitions were revoked while it waited. */
 void dg_pipeline_discard(dg_pipeline *p);

@@ -13,6 +13,7 @@
  * was only serving the group.
  */
 #include "source_kafka.h"
+#include "log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
@@ -88,27 +89,31 @@ static void list_remove(rd_kafka_topic_partition_list_t *l,
         rd_kafka_topic_partition_list_del(l, minus->elems[i].topic, minus->elems[i].partition);
 }
 
-static void log_line(struct dg_consumer *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void log_line(struct dg_consumer *c, const char *fmt, ...)
+/* A group change of `run` (assigned, revoked, lost): a line at info, with
+ * the event, how many partitions and which as fields. */
+static void log_change(struct dg_consumer *c, const char *event, int n, const char *desc,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void log_change(struct dg_consumer *c, const char *event, int n, const char *desc,
+                       const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     if (!c->log_name || c->tool)
         return;
-    printf("drainguard %s: ", c->log_name);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    putchar('\n');
-    fflush(stdout);
+    struct dg_log_field f[] = {DG_LF_STR("event", event), DG_LF_NUM("partitions", n),
+                               DG_LF_STR("detail", desc)};
+    dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f), "%s", msg);
 }
 
 static void log_error(struct dg_consumer *c, const char *what)
 {
     if (!strncmp(c->last_error, what, sizeof c->last_error - 1))
         return; /* a broker that stays down repeats itself: once is enough */
-    snprintf(c->last_error, sizeof c->last_error, "%s", what);
-    fprintf(stderr, "drainguard %s: kafka consumer: %s\n", c->log_name ? c->log_name : "consumer", what);
+    snprintf(c->last_error, sizeof c->last_error, "%.255s", what);
+    dg_log(DG_LOG_ERROR, "kafka consumer: %s", what);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -121,9 +126,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void logger(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct dg_consumer *c = rd_kafka_opaque(rk);
-    /* warnings and worse; the rest only when the user asked for `debug` */
+    /* warnings and worse; the rest only when the user asked for `debug`
+     * (then at info, so that they show at the default level) */
     if (level <= 4 || (c && c->debug))
-        fprintf(stderr, "drainguard: kafka consumer %s: %s: %s\n", rd_kafka_name(rk), fac, buf);
+        dg_log(level <= 3 ? DG_LOG_ERROR : level == 4 ? DG_LOG_WARN : DG_LOG_INFO,
+               "kafka consumer %s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
 /* Drop the messages of revoked partitions from the stash and from the
@@ -189,7 +196,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                       p->elems[i].partition);
             rd_kafka_topic_partition_list_destroy(p);
         }
-        log_line(c, "assigned %d partition%s%s%s%s", parts->cnt, parts->cnt == 1 ? "" : "s",
+        log_change(c, "assigned", parts->cnt, desc, "assigned %d partition%s%s%s%s", parts->cnt, parts->cnt == 1 ? "" : "s",
                  parts->cnt ? ": " : "", desc, c->paused && parts->cnt ? " (paused)" : "");
         return;
     }
@@ -229,7 +236,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             c->assigned = NULL;
         }
         list_remove(c->paused_set, parts);
-        log_line(c, "%s %d partition%s%s%s", lost ? "lost" : "revoked", parts->cnt,
+        log_change(c, lost ? "lost" : "revoked", parts->cnt, desc, "%s %d partition%s%s%s",
+                   lost ? "lost" : "revoked", parts->cnt,
                  parts->cnt == 1 ? "" : "s", parts->cnt ? ": " : "", desc);
         return;
     }
@@ -306,6 +314,8 @@ dg_consumer *dg_consumer_new(const struct dg_config *cfg, const struct dg_consum
     c->on_revoke = o->on_revoke;
     c->ud = o->ud;
     c->paused_set = rd_kafka_topic_partition_list_new(8);
+    if (o->log_name)
+        dg_log_default_name(o->log_name);
 
     /* defaults first, then the user's properties, then what correctness
      * needs (config.c refuses user values for those) */
@@ -607,6 +617,63 @@ int dg_msg_header(const struct dg_msg *m, size_t i, const char **name, const voi
     return rd_kafka_header_get_all(h, i, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+int64_t dg_msg_timestamp(const struct dg_msg *m)
+{
+    rd_kafka_timestamp_type_t type;
+    return m->priv ? rd_kafka_message_timestamp(m->priv, &type) : -1;
+}
+
+size_t dg_consumer_lag(dg_consumer *c, struct dg_tp *out, size_t max)
+{
+    size_t n = 0;
+    if (!c->assigned || !c->assigned->cnt)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(c->assigned);
+    if (rd_kafka_position(c->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        goto out_list;
+    for (int i = 0; i < l->cnt && n < max; i++) {
+        int64_t lo, hi;
+        const rd_kafka_topic_partition_t *p = &l->elems[i];
+        if (p->err || p->offset < 0 ||
+            rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) ||
+            hi < 0)
+            continue;
+        /* the topic name points into c->assigned, which outlives the call */
+        const rd_kafka_topic_partition_t *a =
+            rd_kafka_topic_partition_list_find(c->assigned, p->topic, p->partition);
+        out[n].topic = a ? a->topic : "";
+        out[n].partition = p->partition;
+        out[n].offset = hi > p->offset ? hi - p->offset : 0;
+        n++;
+    }
+out_list:
+    rd_kafka_topic_partition_list_destroy(l);
+    return n;
+}
+
+int dg_consumer_joined(dg_consumer *c)
+{
+    char *id = rd_kafka_memberid(c->rk);
+    int joined = id && *id;
+    if (id)
+        rd_kafka_mem_free(c->rk, id);
+    return joined;
+}
+
+int dg_consumer_ping(dg_consumer *c, int timeout_ms, char *err, size_t errsz)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    /* all_topics 0 and no topic: only the brokers (and known topics) */
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, NULL, &md, timeout_ms);
+    if (e) {
+        snprintf(err, errsz, "kafka: no broker answered within %d ms (%s)", timeout_ms,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
 int dg_consumer_close(dg_consumer *c)
 {
     int rc = 0;
@@ -616,7 +683,7 @@ int dg_consumer_close(dg_consumer *c)
         rd_kafka_message_destroy(c->stash[i]);
     c->nstash = 0;
     if (!c->tool && dg_consumer_commit(c) != 0) {
-        fprintf(stderr, "drainguard %s: final %s\n", c->log_name ? c->log_name : "consumer", c->errstr);
+        dg_log(DG_LOG_ERROR, "final %s", c->errstr);
         rc = -1;
     }
     rd_kafka_consumer_close(c->rk);

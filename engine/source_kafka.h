@@ -99,6 +99,25 @@ const char *dg_consumer_error(const dg_consumer *c);
 int dg_msg_header(const struct dg_msg *m, size_t i, const char **name, const void **value,
                   size_t *len);
 
+/* The message's Kafka timestamp (producer's CreateTime or the broker's
+ * LogAppendTime), epoch milliseconds; -1 when it has none. */
+int64_t dg_msg_timestamp(const struct dg_msg *m);
+
+/* For metrics. Consumer lag of each assigned partition: the high watermark
+ * librdkafka last saw (from fetch responses; no request is made) minus the
+ * position (the next offset the engine will take). Fills up to max entries
+ * of out (offset = lag; partitions with no position yet are skipped) and
+ * returns how many. Engine thread only. */
+size_t dg_consumer_lag(dg_consumer *c, struct dg_tp *out, size_t max);
+
+/* Has the consumer joined its group (it has a member id)? Engine thread. */
+int dg_consumer_joined(dg_consumer *c);
+
+/* Can a broker be reached now? Asks one for metadata, waiting up to
+ * timeout_ms. 0, or -1 with the reason in err. Safe from any thread (it
+ * touches only the librdkafka handle, which is thread-safe). */
+int dg_consumer_ping(dg_consumer *c, int timeout_ms, char *err, size_t errsz);
+
 /* Commit (unless a tool), leave the group (rd_kafka_consumer_close), free.
  * Returns 0, or -1 when the final commit failed. */
 int dg_consumer_close(dg_consumer *c);

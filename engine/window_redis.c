@@ -1196,3 +1196,210 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     }
     return &r->base;
 }
+
+/* ================================================================== */
+/* freeze administration (freeze_admin.h): `drainguard freezes`        */
+/*                                                                    */
+/* Operator commands, one connection per call, through the same        */
+/* connect_redis() as the engine (AUTH, SELECT, timeouts). Each change */
+/* is one script that also INCRs freezes:v, the version every engine   */
+/* batch checks at commit: a batch decided on the freezes as they were */
+/* before the change is refused and read again, on every instance.     */
+/* The scripts name their keys in KEYS, so an ACL user limited to the  */
+/* prefix (~dg:*) may run them.                                        */
+
+#include "freeze_admin.h" /* here, to keep this section in one piece */
+
+/* KEYS: freezes, freezes:v. ARGV: field, record. {1, record} placed;
+ * {0, record in force} already frozen, nothing changed. */
+static const char freeze_add_script[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if cur then return {0, cur} end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "return {1, ARGV[2]}\n";
+
+/* KEYS: freezes, freezes:v. ARGV: field. {1, record released}; {0} when
+ * the scope was not frozen, nothing changed. */
+static const char freeze_release_script[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not cur then return {0} end\n"
+    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "return {1, cur}\n";
+
+static struct rstate *admin_open(const struct dg_redis_opts *o, char *err, size_t errsz)
+{
+    struct dg_state *st = dg_state_redis_new(o, err, errsz);
+    return st ? (struct rstate *)st : NULL;
+}
+
+/* "<scope>|<key>", as the engine writes it (redis_commit) */
+static void admin_field(int scope, const char *key, dg_buf *out)
+{
+    dg_buf_printf(out, "%s|%s", dg_scope_name(scope), key);
+}
+
+/* Run one of the scripts above on freezes and freezes:v (rec: the second
+ * ARGV, or NULL). The reply, checked for shape, or NULL with err set. With
+ * no reply at all (a timeout after the command went out) the script may
+ * have run: err says so. */
+static redisReply *admin_eval(struct rstate *r, const char *script, const char *field,
+                              size_t field_len, const char *rec, size_t rec_len, char *err,
+                              size_t errsz)
+{
+    size_t fl, fvl;
+    const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+    const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+    const char *argv[7] = {"EVAL", script, "2", fk, fv, field, rec};
+    size_t lens[7] = {4, strlen(script), 1, fl, fvl, field_len, rec_len};
+    redisReply *rep = cmd(r, rec ? 7 : 6, argv, lens);
+    if (!rep) {
+        snprintf(err, errsz, "%s (the change may or may not have been made: check with "
+                 "`drainguard freezes list`)", r->base.errstr);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errsz, "freeze script refused: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        (rep->element[0]->integer == 1 &&
+         (rep->elements < 2 || rep->element[1]->type != REDIS_REPLY_STRING))) {
+        snprintf(err, errsz, "freeze script: unexpected reply");
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const struct dg_freeze_entry *x = a, *y = b;
+    return strcmp(x->field, y->field);
+}
+
+int dg_freezes_list(const struct dg_redis_opts *o, struct dg_freeze_entry **out, size_t *n,
+                    char *err, size_t errsz)
+{
+    struct rstate *r = admin_open(o, err, errsz);
+    redisReply *rep = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    *n = 0;
+    if (!r)
+        return -1;
+    size_t fl;
+    const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+    const char *argv[2] = {"HGETALL", fk};
+    size_t lens[2] = {7, fl};
+    rep = cmd(r, 2, argv, lens);
+    if (!rep) {
+        snprintf(err, errsz, "%s", r->base.errstr);
+        goto out_close;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errsz, "HGETALL '%s': %s", fk, rep->str);
+        goto out_reply;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+        snprintf(err, errsz, "HGETALL '%s': unexpected reply", fk);
+        goto out_reply;
+    }
+    size_t m = rep->elements / 2;
+    struct dg_freeze_entry *v = dg_xcalloc(m ? m : 1, sizeof(*v));
+    for (size_t i = 0; i < m; i++) {
+        redisReply *f = rep->element[2 * i], *val = rep->element[2 * i + 1];
+        if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) {
+            dg_freezes_list_free(v, i);
+            snprintf(err, errsz, "HGETALL '%s': unexpected reply", fk);
+            goto out_reply;
+        }
+        v[i].field = dg_xstrndup(f->str, f->len);
+        v[i].record = dg_xstrndup(val->str, val->len);
+        v[i].record_len = val->len;
+    }
+    qsort(v, m, sizeof(*v), entry_cmp);
+    *out = v;
+    *n = m;
+    rc = 0;
+out_reply:
+    freeReplyObject(rep);
+out_close:
+    redis_destroy(&r->base);
+    return rc;
+}
+
+void dg_freezes_list_free(struct dg_freeze_entry *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].field);
+        free(v[i].record);
+    }
+    free(v);
+}
+
+int dg_freeze_add(const struct dg_redis_opts *o, int scope, const char *key, const char *reason,
+                  const char *by, int64_t at_ms, char **stored, char *err, size_t errsz)
+{
+    dg_buf field = {0}, rec = {0};
+    char at[32];
+    int rc = -1;
+
+    *stored = NULL;
+    struct rstate *r = admin_open(o, err, errsz);
+    if (!r)
+        return -1;
+    admin_field(scope, key, &field);
+    dg_time_format(at_ms, at);
+    /* the fields and their order of the engine's records (redis_commit);
+     * no event placed it: ts and event_id are null */
+    dg_buf_printf(&rec, "{\"scope\":\"%s\",\"key\":", dg_scope_name(scope));
+    dg_buf_json_str(&rec, key, strlen(key));
+    dg_buf_puts(&rec, ",\"rule\":\"manual\",\"reason\":");
+    dg_buf_json_str(&rec, reason, strlen(reason));
+    dg_buf_printf(&rec, ",\"ts\":null,\"event_id\":null,\"at\":\"%s\",\"by\":", at);
+    dg_buf_json_str(&rec, by, strlen(by));
+    dg_buf_putc(&rec, '}');
+    redisReply *rep = admin_eval(r, freeze_add_script, field.data, field.len, rec.data, rec.len,
+                                 err, errsz);
+    if (rep) {
+        rc = rep->element[0]->integer == 1;
+        if (rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING)
+            *stored = dg_xstrndup(rep->element[1]->str, rep->element[1]->len);
+        else
+            *stored = dg_xstrdup("");
+        freeReplyObject(rep);
+    }
+    dg_buf_free(&field);
+    dg_buf_free(&rec);
+    redis_destroy(&r->base);
+    return rc;
+}
+
+int dg_freeze_release(const struct dg_redis_opts *o, int scope, const char *key, char **previous,
+                      char *err, size_t errsz)
+{
+    dg_buf field = {0};
+    int rc = -1;
+
+    *previous = NULL;
+    struct rstate *r = admin_open(o, err, errsz);
+    if (!r)
+        return -1;
+    admin_field(scope, key, &field);
+    redisReply *rep = admin_eval(r, freeze_release_script, field.data, field.len, NULL, 0, err,
+                                 errsz);
+    if (rep) {
+        rc = rep->element[0]->integer == 1;
+        if (rc)
+            *previous = dg_xstrndup(rep->element[1]->str, rep->element[1]->len);
+        freeReplyObject(rep);
+    }
+    dg_buf_free(&field);
+    redis_destroy(&r->base);
+    return rc;
+}
