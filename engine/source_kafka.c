@@ -219,7 +219,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             /* hand the new owner every acknowledged offset: NULL commits the
              * stored offsets of the assignment, which still holds parts */
             rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
-            if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            if (ce == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || ce == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+                dg_log(DG_LOG_WARN, "kafka consumer: commit on revocation refused (%s): the next "
+                                    "owner reads the uncommitted events again and gets their stored "
+                                    "decisions", rd_kafka_err2str(ce));
+            else if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 log_error(c, rd_kafka_err2str(ce));
         }
         if (coop) {
@@ -593,6 +597,12 @@ int dg_consumer_commit(dg_consumer *c)
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         snprintf(c->errstr, sizeof c->errstr, "commit: %s", rd_kafka_err2str(e));
+        /* the group is rebalancing (another member joined or left): the
+         * offsets are not committed now, so the new owner reads those
+         * events again and gets their stored decisions. Nothing is lost. */
+        if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+            e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR__STATE)
+            return 1;
         return -1;
     }
     return 0;
@@ -682,7 +692,12 @@ int dg_consumer_close(dg_consumer *c)
     for (size_t i = 0; i < c->nstash; i++)
         rd_kafka_message_destroy(c->stash[i]);
     c->nstash = 0;
-    if (!c->tool && dg_consumer_commit(c) != 0) {
+    int cr = c->tool ? 0 : dg_consumer_commit(c);
+    if (cr > 0) {
+        dg_log(DG_LOG_WARN, "final %s: the events since the last commit will be read again by the "
+                            "partitions' next owner, and get their stored decisions",
+               c->errstr);
+    } else if (cr < 0) {
         dg_log(DG_LOG_ERROR, "final %s", c->errstr);
         rc = -1;
     }

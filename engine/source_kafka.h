@@ -89,7 +89,9 @@ int dg_consumer_seek(dg_consumer *c, const struct dg_tp *tps, size_t n);
 int dg_consumer_store(dg_consumer *c, const struct dg_tp *tps, size_t n);
 
 /* Commit the stored offsets now, synchronously. 0 (also when there was
- * nothing to commit), or -1. */
+ * nothing to commit); 1 when the group is rebalancing and the commit was
+ * refused (harmless: the next owner reads those events again and gets their
+ * stored decisions); -1 on any other error. */
 int dg_consumer_commit(dg_consumer *c);
 
 size_t dg_consumer_assigned(const dg_consumer *c);
