@@ -46,6 +46,12 @@ int64_t dg_opt_duration(const char *opt, const char *val);
 void dg_cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Does argv ask for help? */
 int dg_wants_help(int argc, char **argv);
+/* produce and consume: --config FILE (optional), then --brokers overriding
+ * it; both a broker list and a topic are required. 0, or -1 after printing
+ * what is wrong. */
+struct dg_config;
+int dg_cmd_tool_config(const char *cmd, struct dg_config *cfg, const char *config,
+                       const char *brokers, const char *topic);
 /* Peak resident memory of this process, in KiB. */
 long dg_peak_rss_kib(void);
 double dg_now_seconds(void);

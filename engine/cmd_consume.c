@@ -120,23 +120,8 @@ int dg_cmd_consume(int argc, char **argv)
             goto out_cfg;
         }
     }
-    if (config) {
-        struct dg_diag diag = {0};
-        int lr = dg_config_load(cfg, config, &diag);
-        for (size_t k = 0; k < diag.n; k++)
-            fprintf(stderr, "%s\n", diag.lines[k]);
-        dg_diag_free(&diag);
-        if (lr != 0)
-            goto out_cfg;
-    }
-    if (brokers && dg_config_set(cfg, "brokers", brokers, err, sizeof err) != 0) {
-        dg_cmd_error("consume", "%s", err);
+    if (dg_cmd_tool_config("consume", cfg, config, brokers, topic) != 0)
         goto out_cfg;
-    }
-    if (!cfg->brokers || !topic) {
-        dg_cmd_error("consume", "--brokers and --topic are required (see --help)");
-        goto out_cfg;
-    }
     rc = 1;
     out = strcmp(output, "-") ? fopen(output, "wb") : stdout;
     if (!out) {

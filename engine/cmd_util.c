@@ -3,6 +3,8 @@
  * cmd_*.c subcommands.
  */
 #include "cmd.h"
+#include "config.h"
+#include "rules.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -69,4 +71,28 @@ double dg_now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int dg_cmd_tool_config(const char *cmd, struct dg_config *cfg, const char *config, const char *brokers,
+                       const char *topic)
+{
+    char err[512];
+    if (config) {
+        struct dg_diag diag = {0};
+        int lr = dg_config_load(cfg, config, &diag);
+        for (size_t k = 0; k < diag.n; k++)
+            fprintf(stderr, "%s\n", diag.lines[k]);
+        dg_diag_free(&diag);
+        if (lr != 0)
+            return -1;
+    }
+    if (brokers && dg_config_set(cfg, "brokers", brokers, err, sizeof err) != 0) {
+        dg_cmd_error(cmd, "%s", err);
+        return -1;
+    }
+    if (!cfg->brokers || !topic) {
+        dg_cmd_error(cmd, "--brokers and --topic are required (see --help)");
+        return -1;
+    }
+    return 0;
 }

@@ -534,14 +534,17 @@ static dg_expr *binary(struct parser *p, int op, dg_expr *a, dg_expr *b, int typ
     return e;
 }
 
-static dg_expr *parse_prod(struct parser *p)
+/* One level of left-associative arithmetic: `sub (op sub)*` where a token
+ * tok1 means op1 and tok2 means op2, type-checked as it goes. */
+static dg_expr *parse_arith(struct parser *p, int tok1, int op1, int tok2, int op2,
+                            dg_expr *(*sub)(struct parser *))
 {
-    dg_expr *a = parse_unary(p);
-    while (a && (p->tok == T_STAR || p->tok == T_SLASH)) {
-        int op = p->tok == T_STAR ? OP_MUL : OP_DIV;
+    dg_expr *a = sub(p);
+    while (a && (p->tok == tok1 || p->tok == tok2)) {
+        int op = p->tok == tok1 ? op1 : op2;
         size_t pos = p->tpos;
         next(p);
-        dg_expr *b = parse_unary(p);
+        dg_expr *b = sub(p);
         if (!b) {
             dg_expr_free(a);
             return NULL;
@@ -558,28 +561,14 @@ static dg_expr *parse_prod(struct parser *p)
     return a;
 }
 
+static dg_expr *parse_prod(struct parser *p)
+{
+    return parse_arith(p, T_STAR, OP_MUL, T_SLASH, OP_DIV, parse_unary);
+}
+
 static dg_expr *parse_sum(struct parser *p)
 {
-    dg_expr *a = parse_prod(p);
-    while (a && (p->tok == T_PLUS || p->tok == T_MINUS)) {
-        int op = p->tok == T_PLUS ? OP_ADD : OP_SUB;
-        size_t pos = p->tpos;
-        next(p);
-        dg_expr *b = parse_prod(p);
-        if (!b) {
-            dg_expr_free(a);
-            return NULL;
-        }
-        int t = arith_type(op, a->type, b->type);
-        if (t == DG_T_NONE) {
-            fail(p, pos, "type mismatch: %s %s %s", tname(a->type), op_text(op), tname(b->type));
-            dg_expr_free(a);
-            dg_expr_free(b);
-            return NULL;
-        }
-        a = binary(p, op, a, b, t, pos);
-    }
-    return a;
+    return parse_arith(p, T_PLUS, OP_ADD, T_MINUS, OP_SUB, parse_prod);
 }
 
 /* A string literal compared with a time is read as an RFC 3339 time once,
