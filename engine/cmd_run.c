@@ -705,34 +705,6 @@ static void scope_key(const struct dg_event *ev, int s, char *out, size_t outsz)
                  ev->f[fld].u.s);
 }
 
-/* Was scope s already frozen when this event came (a freeze rule matching
- * again re-places it: not news)? detect.c lists the frozen scopes in the
- * reason of its DG_RULE_FROZEN match, in exactly these words.
- * TODO(lead): a `was_frozen` mask in struct dg_decision would make this a
- * bit test. */
-static int contains(const char *hay, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (!memcmp(hay + i, needle, k))
-            return 1;
-    return 0;
-}
-
-static int already_frozen(const struct dg_decision *d, int s, const char *key)
-{
-    char needle[320];
-    if (s == DG_SCOPE_GLOBAL)
-        snprintf(needle, sizeof needle, "all withdrawals are frozen (global)");
-    else
-        snprintf(needle, sizeof needle, "%s '%s' is frozen", dg_scope_name(s), key);
-    for (size_t m = 0; m < d->nm; m++)
-        if (d->m[m].rule < 0 && !strcmp(d->m[m].id, DG_RULE_FROZEN) && d->m[m].reason &&
-            contains(d->m[m].reason, d->m[m].reason_len, needle))
-            return 1;
-    return 0;
-}
-
 /* Count, and log one line per freeze placed: scope, key, rule. Freezes
  * are rare (an attack, an unexplained outflow), so this is a state change,
  * not noise; a freeze placed again while in force is neither. */
@@ -743,10 +715,10 @@ static void note_freezes(struct run *r, const struct dg_output *o)
     for (int s = 0; s < DG_NSCOPES; s++) {
         if (!(d->placed & (1u << s)))
             continue;
+        if (d->was_frozen & (1u << s)) /* placed again while in force */
+            continue;
         char key[256];
         scope_key(ev, s, key, sizeof key);
-        if (already_frozen(d, s, key))
-            continue;
         r->t.freezes[s]++;
         const char *rule = "?", *reason = "";
         for (size_t m = 0; m < d->nm; m++) {

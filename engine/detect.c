@@ -81,6 +81,7 @@ void dg_detect(const struct dg_ruleset *rs, const struct dg_event *ev, const dg_
     /* not a memset: the match array is large and mostly unused */
     d->decide = d->action = 0;
     d->freezes = d->placed = 0;
+    d->was_frozen = it->frozen;
     d->nm = d->dropped = 0;
     cx.ev = ev;
     cx.win = win;

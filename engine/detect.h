@@ -28,6 +28,8 @@ struct dg_decision {
     int action;
     uint32_t freezes;     /* scopes listed: placed or holding this event */
     uint32_t placed;      /* of those, the ones this decision freezes */
+    uint32_t was_frozen;  /* of the event's scopes, those frozen before it
+                             (placing one of these again is not news) */
     struct dg_match m[DG_MAX_MATCHES];
     size_t nm;
     size_t dropped;       /* matches beyond DG_MAX_MATCHES (still counted) */
