@@ -360,6 +360,7 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
          * frozen (the rules themselves did not object to this event). */
         int only_frozen = action != DG_ALLOW, behind_attack = nf > 0;
         int own = DG_ALLOW; /* what the enforced rules alone asked for */
+        int frozen_hit = 0;
         const cJSON *rules = cJSON_GetObjectItemCaseSensitive(o, "rules"), *ru;
         cJSON_ArrayForEach(ru, rules) {
             const char *rid = str_member(ru, "id", DG_SCORE_MAX_NAME);
@@ -382,8 +383,12 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
                 dg_score_counts_add(&s->attack_hits[side], tag, 1);
             } else {
                 dg_score_counts_add(&lg->hits, tag, 1);
-                if (action != DG_ALLOW && !shadow && ra > DG_ALLOW)
-                    dg_score_counts_add(&lg->fp_rules, rid, 1);
+                if (action != DG_ALLOW && !shadow && ra > DG_ALLOW) {
+                    if (!strcmp(rid, "dg:frozen-scope"))
+                        frozen_hit = 1; /* counted below, unless an attack's freeze */
+                    else
+                        dg_score_counts_add(&lg->fp_rules, rid, 1);
+                }
             }
         }
         for (size_t k = 0; k < nf; k++) {
@@ -395,6 +400,9 @@ static int load_decisions(struct loader *L, int side, const char *path, char *er
         /* held behind an attack's freeze, though its own rules asked only
          * for a review: the freeze is not a false positive, the review is */
         int masked_review = behind_attack && !only_frozen && action >= DG_HOLD && own == DG_REVIEW;
+        /* a hold behind an attack's freeze is not a false positive's rule */
+        if (frozen_hit && !collateral && !masked_review)
+            dg_score_counts_add(&lg->fp_rules, "dg:frozen-scope", 1);
 
         /* who placed each freeze first (decisions come in event order) */
         if (action == DG_FREEZE)
