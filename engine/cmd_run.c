@@ -3,12 +3,15 @@
  * (source_kafka.c) -> the same batch pipeline as replay (pipeline.c, state
  * in Redis or memory) -> decisions and dead letters out (output_kafka.c).
  *
- * One batch at a time: poll -> push -> flush (the state backend applies and
- * commits) -> emit produces -> wait for every delivery report -> store the
- * batch's offsets. An offset is stored only when every decision and dead
- * letter of its batch was acknowledged, so a crash at any point means a
- * redelivery, never a loss; the backend makes a redelivery change nothing
- * and return the stored decision, so it is never a double count either.
+ * Batches: poll -> push -> flush (the state backend applies and commits)
+ * -> emit produces the batch's messages as one producer round -> the next
+ * batch, while the brokers acknowledge (up to MAX_FLIGHTS batches in
+ * flight). A batch's offsets are stored only when every decision and dead
+ * letter of it and of every batch before it was acknowledged, in order, so
+ * a crash at any point means a redelivery, never a loss; the backend makes
+ * a redelivery change nothing and return the stored decision, so it is
+ * never a double count either. A failed delivery rewinds every partition
+ * to the first offset not stored and forgets the later batches in flight.
  *
  * Failure handling lives here: the state backend failing (pause, back off,
  * keep serving the group, retry the same batch), a delivery failing (seek
@@ -125,6 +128,9 @@ const char dg_usage_run[] =
 #define FREEZE_COUNT_EVERY 5    /* loader ticks (seconds) between Redis freeze counts */
 #define MAX_LAG_PARTITIONS 1024 /* partitions shown in drainguard_consumer_lag */
 #define MAX_WATCHED_FILES 4096  /* entries of rule directories looked at per tick */
+#define MAX_FLIGHTS 8           /* decided batches waiting for their acknowledgements */
+#define RETIRE_ALL ((size_t)0)  /* retire(): wait until none is in flight */
+#define RETIRE_DONE ((size_t)-1) /* retire(): only those already acknowledged */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -151,6 +157,19 @@ struct tally {
     uint64_t duplicates, dead_letters, decisions;
     uint64_t *hits;             /* [rule * 2 + mode] of the running rule set */
     size_t nhits;
+    int64_t *dec_ts;            /* per message: its Kafka timestamp when it got a
+                                   decision in this batch, -1 without one, else -2 */
+    size_t n;                   /* messages of the batch */
+};
+
+/* A decided batch whose messages the brokers have not all acknowledged:
+ * its offsets are stored once they have (and those of every batch before). */
+struct flight {
+    uint64_t round;             /* its producer round */
+    struct dg_tp *first, *next; /* per partition: first offset, last + 1 */
+    size_t nparts;
+    struct tally t;
+    double decide_s;
 };
 
 /* The loader thread and what it hands over. */
@@ -177,10 +196,15 @@ struct run {
     dg_producer *out;
     struct dg_msg *msgs;        /* the batch in hand */
     size_t n;
-    int64_t *dec_ts;            /* per message: its Kafka timestamp when it got a
-                                   decision in this batch, else -2 */
     struct dg_tp *first, *next; /* per partition of the batch: first offset, last + 1 */
     size_t nparts;
+    struct flight fl[MAX_FLIGHTS]; /* ring, oldest at fl_head */
+    size_t fl_head, fl_n;
+    struct dg_tp *rewind;       /* where a failed delivery sends partitions back */
+    size_t nrewind;
+    int in_callback;            /* inside the consumer's rebalance callback */
+    char **topics;              /* topic names, interned (offsets outlive messages) */
+    size_t ntopics;
     int waiting;                /* the batch waits for the state backend */
     int revoked;                /* ...and a partition of it was revoked */
     int deliver_backoff;
@@ -298,28 +322,40 @@ static void declare_metrics(struct run *r)
 
 static void tally_reset(struct run *r)
 {
-    uint64_t *hits = r->t.hits;
-    size_t nhits = r->t.nhits;
-    memset(&r->t, 0, sizeof r->t);
-    r->t.hits = hits;
-    r->t.nhits = nhits;
+    struct tally *t = &r->t;
+    uint64_t *hits = t->hits;
+    int64_t *dec_ts = t->dec_ts;
+    size_t nhits = t->nhits;
+    memset(t, 0, sizeof *t);
+    t->hits = hits;
+    t->nhits = nhits;
+    t->dec_ts = dec_ts;
+    t->n = r->n;
     memset(hits, 0, nhits * sizeof(*hits));
     for (size_t i = 0; i < r->n; i++)
-        r->dec_ts[i] = -2;
+        dec_ts[i] = -2;
 }
 
+static void tally_size_one(struct run *r, struct tally *t)
+{
+    free(t->hits);
+    t->nhits = r->rs->nrules * 2;
+    t->hits = dg_xcalloc(t->nhits + 1, sizeof(*t->hits));
+}
+
+/* For the running rule set: the batch's tally and every flight's (none is
+ * in flight when the set changes). */
 static void tally_size(struct run *r)
 {
-    free(r->t.hits);
-    r->t.nhits = r->rs->nrules * 2;
-    r->t.hits = dg_xcalloc(r->t.nhits + 1, sizeof(*r->t.hits));
+    tally_size_one(r, &r->t);
+    for (size_t i = 0; i < MAX_FLIGHTS; i++)
+        tally_size_one(r, &r->fl[i].t);
 }
 
 /* The delivered batch's figures into the registry. */
-static void tally_publish(struct run *r, double decide_s)
+static void tally_publish(struct run *r, const struct tally *t, double decide_s)
 {
     dg_metrics *m = r->mx;
-    const struct tally *t = &r->t;
     double now = wall_seconds();
 
     if (!m)
@@ -355,12 +391,12 @@ static void tally_publish(struct run *r, double decide_s)
         dg_metrics_add(m, r->f.dead_letters, NULL, (double)t->dead_letters);
     dg_metrics_add(m, r->f.batches, NULL, 1);
     dg_metrics_observe(m, r->f.batch_seconds, NULL, decide_s);
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->dec_ts[i] < -1)
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->dec_ts[i] < -1)
             continue; /* no decision */
-        if (r->dec_ts[i] < 0)
+        if (t->dec_ts[i] < 0)
             continue; /* no timestamp on the message */
-        double lat = now - (double)r->dec_ts[i] / 1000.0;
+        double lat = now - (double)t->dec_ts[i] / 1000.0;
         dg_metrics_observe(m, r->f.latency, NULL, lat > 0 ? lat : 0);
     }
 }
@@ -651,6 +687,8 @@ static void loader_stop(struct loader *ld)
 /* Between batches (nothing pending): swap in a set the loader handed over.
  * Window state stays where a window's definition is unchanged (the backends
  * key state by a digest of it). */
+static int retire(struct run *r, size_t keep);
+
 static void swap_rules(struct run *r)
 {
     struct loader *ld = &r->ld;
@@ -664,6 +702,7 @@ static void swap_rules(struct run *r)
     pthread_mutex_unlock(&ld->lock);
     if (!rs)
         return;
+    retire(r, RETIRE_ALL); /* their figures name the running set's rules */
     if (dg_pipeline_set_rules(r->p, rs) != 0) {
         pthread_mutex_lock(&ld->lock); /* a batch is pending: next time */
         if (!ld->ready)
@@ -773,7 +812,7 @@ static int emit(void *ud, const struct dg_output *o)
         r->t.decisions++;
         if (o->action >= 0 && o->action < DG_NACTIONS)
             r->t.actions[o->action]++;
-        r->dec_ts[idx] = r->mx ? dg_msg_timestamp(m) : -1;
+        r->t.dec_ts[idx] = r->mx ? dg_msg_timestamp(m) : -1;
     }
     if (o->duplicate)
         r->t.duplicates++;
@@ -790,17 +829,34 @@ static int emit(void *ud, const struct dg_output *o)
     return 0; /* a message that could not be queued fails the round */
 }
 
-/* Revocation while the batch waits for the state backend: nothing of it
- * was applied, so it is dropped and the new owner reads it. */
+/* Revocation. The batches in flight are decided: wait for their
+ * acknowledgements and store their offsets, so the commit that follows
+ * hands the new owner everything done here. A batch that waits for the
+ * state backend has nothing applied: it is dropped and the new owner reads
+ * it. */
 static void on_revoke(void *ud, const struct dg_tp *tps, size_t n)
 {
     struct run *r = ud;
+    r->in_callback = 1;
+    retire(r, RETIRE_ALL);
+    r->in_callback = 0;
     if (!r->waiting)
         return;
     for (size_t i = 0; i < r->nparts; i++)
         for (size_t j = 0; j < n; j++)
             if (r->first[i].partition == tps[j].partition && !strcmp(r->first[i].topic, tps[j].topic))
                 r->revoked = 1;
+}
+
+/* The topic name, kept for the life of the run: a batch's offsets are
+ * stored after its messages were released. Few topics: a linear search. */
+static const char *intern_topic(struct run *r, const char *topic)
+{
+    for (size_t i = 0; i < r->ntopics; i++)
+        if (!strcmp(r->topics[i], topic))
+            return r->topics[i];
+    r->topics = dg_xrealloc(r->topics, (r->ntopics + 1) * sizeof(*r->topics));
+    return r->topics[r->ntopics++] = dg_xstrdup(topic);
 }
 
 /* The partitions of the batch, with their first offset and last + 1. A
@@ -815,8 +871,9 @@ static void index_batch(struct run *r)
                (r->first[k].partition != m->partition || strcmp(r->first[k].topic, m->topic)))
             k++;
         if (k == r->nparts) {
-            r->first[k] = (struct dg_tp){m->topic, m->partition, m->offset};
-            r->next[k] = (struct dg_tp){m->topic, m->partition, m->offset + 1};
+            const char *topic = intern_topic(r, m->topic);
+            r->first[k] = (struct dg_tp){topic, m->partition, m->offset};
+            r->next[k] = (struct dg_tp){topic, m->partition, m->offset + 1};
             r->nparts++;
             continue;
         }
@@ -845,9 +902,125 @@ static void log_event(int level, const char *event, const char *fmt, ...)
     dg_logf(level, f, 1, "%s", msg);
 }
 
-/* Decide the batch in hand and deliver it. Returns 0 when its offsets were
- * stored, 1 when it will be read again (revoked, undelivered, shutting
- * down during an outage), -1 on a fatal consumer error. */
+/* Add partition offsets to the rewind list, keeping the lowest offset of
+ * each partition. */
+static void rewind_add(struct run *r, const struct dg_tp *tps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < r->nrewind && (r->rewind[k].partition != tps[i].partition ||
+                                  r->rewind[k].topic != tps[i].topic))
+            k++;
+        if (k == r->nrewind) {
+            r->rewind = dg_xrealloc(r->rewind, (r->nrewind + 1) * sizeof(*r->rewind));
+            r->rewind[r->nrewind++] = tps[i];
+        } else if (tps[i].offset < r->rewind[k].offset) {
+            r->rewind[k].offset = tps[i].offset;
+        }
+    }
+}
+
+/* Send the partitions back to the first offsets not stored, pause for the
+ * delivery backoff, resume. Not from inside the rebalance callback: there
+ * the list waits for the main loop. Returns -1 on a fatal consumer error. */
+static int rewind_now(struct run *r)
+{
+    if (!r->nrewind || r->in_callback)
+        return 0;
+    dg_consumer_pause(r->src);
+    if (dg_consumer_seek(r->src, r->rewind, r->nrewind) != 0)
+        dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
+    r->nrewind = 0;
+    int ir = dg_consumer_idle(r->src, r->deliver_backoff);
+    dg_consumer_resume(r->src);
+    return ir ? -1 : 0;
+}
+
+/* The oldest flight's round failed: none of it or after it is stored.
+ * Their state is committed, so reading them again gets the stored
+ * decisions byte for byte: republishing is safe. */
+static void delivery_failed(struct run *r, size_t failed, const char *err)
+{
+    size_t nfl = r->fl_n;
+    uint64_t last = r->fl[(r->fl_head + nfl - 1) % MAX_FLIGHTS].round;
+
+    for (size_t i = 0; i < nfl; i++) {
+        const struct flight *f = &r->fl[(r->fl_head + i) % MAX_FLIGHTS];
+        rewind_add(r, f->first, f->nparts);
+    }
+    r->fl_n = 0;
+    dg_producer_forget_until(r->out, last + 1);
+    r->deliver_backoff = r->deliver_backoff ? backoff_next(r->deliver_backoff) : BACKOFF_MIN_MS;
+    if (r->mx)
+        dg_metrics_add(r->mx, r->f.delivery_failures, NULL, 1);
+    struct dg_log_field f[] = {DG_LF_STR("event", "delivery_failed"), DG_LF_NUM("failed", failed),
+                               DG_LF_NUM("batches", nfl), DG_LF_STR("error", err)};
+    dg_logf(DG_LOG_WARN, f, DG_ARRAY_LEN(f),
+            "%zu message%s of a batch not delivered (%s); its offsets and those of the %zu "
+            "batch%s after it are not stored, reading them again in %d ms",
+            failed, failed == 1 ? "" : "s", err, nfl - 1, nfl == 2 ? "" : "es", r->deliver_backoff);
+}
+
+/* Store the offsets of the flights whose messages were all acknowledged,
+ * oldest first, stopping at the first that is not, until at most keep are
+ * in flight (RETIRE_DONE: none waited for). Returns 1 when a delivery
+ * failed (every flight dropped, r->rewind set), else 0. */
+static int retire(struct run *r, size_t keep)
+{
+    char err[512];
+
+    dg_producer_serve(r->out, 0);
+    while (r->fl_n) {
+        struct flight *f = &r->fl[r->fl_head];
+        size_t failed = 0;
+        if (!dg_producer_round_done(r->out, f->round, &failed, err, sizeof err)) {
+            if (r->fl_n <= keep)
+                break;
+            failed = dg_producer_wait_round(r->out, f->round, err, sizeof err);
+        }
+        if (failed) {
+            delivery_failed(r, failed, err);
+            return 1;
+        }
+        if (r->deliver_backoff) {
+            log_event(DG_LOG_INFO, "delivery_ok", "decisions delivered again");
+            r->deliver_backoff = 0;
+        }
+        if (dg_consumer_store(r->src, f->next, f->nparts) != 0)
+            dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
+        dg_producer_forget_until(r->out, f->round + 1);
+        r->batches++;
+        r->decisions += f->t.decisions;
+        r->dead_letters += f->t.dead_letters;
+        r->redeliveries += f->t.duplicates;
+        tally_publish(r, &f->t, f->decide_s);
+        r->fl_head = (r->fl_head + 1) % MAX_FLIGHTS;
+        r->fl_n--;
+    }
+    return 0;
+}
+
+/* The batch in hand was decided and its messages sent: it joins the
+ * flights (taking the tally; the flight's old buffers become the next
+ * batch's). */
+static void take_off(struct run *r, double decide_s)
+{
+    struct flight *f = &r->fl[(r->fl_head + r->fl_n) % MAX_FLIGHTS];
+    struct tally t = f->t;
+    f->t = r->t;
+    r->t = t;
+    f->round = dg_producer_close_round(r->out);
+    memcpy(f->first, r->first, r->nparts * sizeof(*f->first));
+    memcpy(f->next, r->next, r->nparts * sizeof(*f->next));
+    f->nparts = r->nparts;
+    f->decide_s = decide_s;
+    r->fl_n++;
+}
+
+/* Decide the batch in hand and send its messages. Returns 0 when it was
+ * decided (its offsets are stored once acknowledged), 1 when it will be
+ * read again (revoked, an earlier batch undelivered, shutting down during
+ * an outage), -1 on a fatal consumer error. */
 static int process_batch(struct run *r)
 {
     char err[512];
@@ -856,6 +1029,13 @@ static int process_batch(struct run *r)
     size_t paused = 0;
 
     index_batch(r);
+    if (r->fl_n >= MAX_FLIGHTS || dg_producer_rounds_full(r->out)) {
+        if (retire(r, MAX_FLIGHTS - 1)) {
+            /* read from positions the rewind moves back over: read again */
+            rewind_add(r, r->first, r->nparts);
+            return rewind_now(r) ? -1 : 1;
+        }
+    }
     tally_reset(r);
     for (size_t i = 0; i < r->n; i++)
         dg_pipeline_push(r->p, r->msgs[i].value ? r->msgs[i].value : "", r->msgs[i].len,
@@ -882,6 +1062,16 @@ static int process_batch(struct run *r)
         r->waiting = 0;
         if (ir != 0)
             return -1;
+        if (retire(r, RETIRE_DONE) || r->nrewind) {
+            /* an earlier batch was not delivered: this one comes after it */
+            dg_pipeline_discard(r->p);
+            rewind_add(r, r->first, r->nparts);
+            r->revoked = 0;
+            dg_consumer_resume(r->src);
+            if (r->mx)
+                dg_metrics_set(r->mx, r->f.paused, NULL, 0);
+            return rewind_now(r) ? -1 : 1;
+        }
         if (r->revoked || stop_requested) {
             dg_pipeline_discard(r->p);
             log_event(DG_LOG_INFO, "batch_dropped",
@@ -914,41 +1104,14 @@ static int process_batch(struct run *r)
                 dg_now_seconds() - outage_start, resumed, resumed == 1 ? "" : "s");
     }
 
-    size_t failed = dg_producer_wait(r->out, err, sizeof err);
-    if (failed) {
-        /* its state is committed, so a second pass gets the stored
-         * decisions byte for byte: republishing is safe */
-        r->deliver_backoff = r->deliver_backoff ? backoff_next(r->deliver_backoff) : BACKOFF_MIN_MS;
-        if (r->mx)
-            dg_metrics_add(r->mx, r->f.delivery_failures, NULL, 1);
-        struct dg_log_field f[] = {DG_LF_STR("event", "delivery_failed"), DG_LF_NUM("failed", failed),
-                                   DG_LF_STR("error", err)};
-        dg_logf(DG_LOG_WARN, f, DG_ARRAY_LEN(f),
-                "%zu message%s of a batch not delivered (%s); its offsets are not stored, "
-                "reading it again in %d ms",
-                failed, failed == 1 ? "" : "s", err, r->deliver_backoff);
-        dg_consumer_pause(r->src);
-        if (dg_consumer_seek(r->src, r->first, r->nparts) != 0)
-            dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
-        int ir = dg_consumer_idle(r->src, r->deliver_backoff);
-        dg_consumer_resume(r->src);
-        return ir ? -1 : 1;
-    }
-    if (r->deliver_backoff) {
-        log_event(DG_LOG_INFO, "delivery_ok", "decisions delivered again");
-        r->deliver_backoff = 0;
-    }
-    if (dg_consumer_store(r->src, r->next, r->nparts) != 0)
-        dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
-    r->batches++;
-    r->decisions += r->t.decisions;
-    r->dead_letters += r->t.dead_letters;
-    r->redeliveries += r->t.duplicates;
-    tally_publish(r, decide_s);
+    take_off(r, decide_s);
     if (dg_log_enabled(DG_LOG_DEBUG))
-        dg_log(DG_LOG_DEBUG, "batch of %zu: %llu decisions, %llu dead letters, decided in %.2f ms",
-               r->n, (unsigned long long)r->t.decisions, (unsigned long long)r->t.dead_letters,
-               decide_s * 1000);
+        dg_log(DG_LOG_DEBUG, "batch of %zu: %llu decisions, %llu dead letters, decided in %.2f ms, "
+               "%zu in flight", r->n, (unsigned long long)r->fl[(r->fl_head + r->fl_n - 1) % MAX_FLIGHTS].t.decisions,
+               (unsigned long long)r->fl[(r->fl_head + r->fl_n - 1) % MAX_FLIGHTS].t.dead_letters,
+               decide_s * 1000, r->fl_n);
+    if (retire(r, RETIRE_DONE))
+        return rewind_now(r) ? -1 : 0;
     return 0;
 }
 
@@ -1098,9 +1261,14 @@ int dg_cmd_run(int argc, char **argv)
         dg_pipeline_set_signer(r.p, sg);
     }
     r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
-    r.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.dec_ts));
+    r.t.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.t.dec_ts));
     r.first = dg_xcalloc(cfg->batch, sizeof(*r.first));
     r.next = dg_xcalloc(cfg->batch, sizeof(*r.next));
+    for (size_t i = 0; i < MAX_FLIGHTS; i++) {
+        r.fl[i].first = dg_xcalloc(cfg->batch, sizeof(*r.fl[i].first));
+        r.fl[i].next = dg_xcalloc(cfg->batch, sizeof(*r.fl[i].next));
+        r.fl[i].t.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.fl[i].t.dec_ts));
+    }
     tally_size(&r);
 
     struct dg_consumer_opts co = {0};
@@ -1158,6 +1326,21 @@ int dg_cmd_run(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (r.nrewind || (retire(&r, RETIRE_DONE) && n >= 0)) {
+            /* a delivery failed (seen in the rebalance callback or now):
+             * what was just read lies past the rewind, read it again */
+            r.n = (size_t)n;
+            index_batch(&r);
+            rewind_add(&r, r.first, r.nparts);
+            dg_consumer_release(r.src, r.msgs, r.n);
+            r.n = 0;
+            if (rewind_now(&r) != 0) {
+                dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
+                rc = 1;
+                break;
+            }
+            continue;
+        }
         if (!n)
             continue;
         r.n = (size_t)n;
@@ -1173,6 +1356,7 @@ int dg_cmd_run(int argc, char **argv)
 
     atomic_store(&r.stopping, 1);
     log_event(DG_LOG_INFO, "shutdown", "shutting down: committing offsets and leaving the group");
+    retire(&r, RETIRE_ALL); /* the batches in flight: acknowledged, then stored */
     /* the HTTP thread reads r.src: stop it before the consumer goes */
     dg_metrics_stop(r.httpd);
     r.httpd = NULL;
@@ -1196,9 +1380,19 @@ int dg_cmd_run(int argc, char **argv)
 out_pipeline:
     loader_stop(&r.ld);
     free(r.msgs);
-    free(r.dec_ts);
+    free(r.t.dec_ts);
     free(r.first);
     free(r.next);
+    for (size_t i = 0; i < MAX_FLIGHTS; i++) {
+        free(r.fl[i].first);
+        free(r.fl[i].next);
+        free(r.fl[i].t.hits);
+        free(r.fl[i].t.dec_ts);
+    }
+    for (size_t i = 0; i < r.ntopics; i++)
+        free(r.topics[i]);
+    free(r.topics);
+    free(r.rewind);
     free(r.lag);
     free(r.t.hits);
     dg_pipeline_free(r.p);

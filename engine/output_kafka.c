@@ -2,12 +2,13 @@
  * output_kafka.c - Kafka out, the last stage of the pipeline: the only file
  * that produces with librdkafka. One idempotent producer (acks=all) carries
  * decisions and dead letters. Delivery reports are counted per round: `run`
- * sends a batch's messages, waits for the round, and stores the batch's
- * input offsets only when every one of them was acknowledged.
+ * sends a batch's messages as one round, closes it and goes on with the
+ * next batch; it stores the batch's input offsets only once every message
+ * of its round was acknowledged. Several rounds may be in flight.
  *
  * Owns: the rd_kafka_t producer, a copy of its configuration (to rebuild it
  * after a fatal idempotence error, which librdkafka never recovers from on
- * the same handle), and the round's counters.
+ * the same handle), and the counters of the rounds in flight (a ring).
  */
 #include "output_kafka.h"
 #include "log.h"
@@ -21,17 +22,29 @@
 
 #define WAIT_SAFETY_MS (15 * 60 * 1000) /* far beyond any message.timeout.ms we set */
 
+/* The messages of one round and their delivery reports so far. */
+struct round {
+    size_t sent, done, failed;
+    char first_error[256];
+};
+
 struct dg_producer {
     rd_kafka_t *rk;
     rd_kafka_conf_t *conf;      /* pristine copy, for a rebuild */
     const char *name;
-    uint64_t round;             /* delivery reports of older rounds are ignored */
-    size_t sent, done, failed;
+    uint64_t oldest, open;      /* rounds oldest..open are tracked; open takes sends */
+    struct round ring[DG_PRODUCER_MAX_ROUNDS];
     unsigned long long acked_total;
-    char first_error[256];
     char last_logged[256];
     int debug;                  /* the `debug` property is set */
 };
+
+static struct round *round_of(struct dg_producer *p, uint64_t id)
+{
+    if (id < p->oldest || id > p->open)
+        return NULL; /* forgotten: its report is ignored */
+    return &p->ring[id % DG_PRODUCER_MAX_ROUNDS];
+}
 
 static int64_t now_ms(void)
 {
@@ -43,17 +56,16 @@ static int64_t now_ms(void)
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct dg_producer *p = opaque;
+    struct round *r = round_of(p, (uint64_t)(uintptr_t)m->_private);
     (void)rk;
-    if ((uint64_t)(uintptr_t)m->_private != p->round)
-        return;
-    p->done++;
-    if (m->err) {
-        if (!p->failed++)
-            snprintf(p->first_error, sizeof p->first_error, "%s: %s", rd_kafka_topic_name(m->rkt),
-                     rd_kafka_err2str(m->err));
-    } else {
+    if (!m->err)
         p->acked_total++;
-    }
+    if (!r)
+        return;
+    r->done++;
+    if (m->err && !r->failed++)
+        snprintf(r->first_error, sizeof r->first_error, "%s: %s", rd_kafka_topic_name(m->rkt),
+                 rd_kafka_err2str(m->err));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -157,10 +169,11 @@ out_conf:
 
 static void fail_now(struct dg_producer *p, const char *topic, const char *why)
 {
-    p->sent++;
-    p->done++;
-    if (!p->failed++)
-        snprintf(p->first_error, sizeof p->first_error, "%s: %s", topic, why);
+    struct round *r = round_of(p, p->open);
+    r->sent++;
+    r->done++;
+    if (!r->failed++)
+        snprintf(r->first_error, sizeof r->first_error, "%s: %s", topic, why);
 }
 
 int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t key_len,
@@ -176,9 +189,9 @@ int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t 
         rd_kafka_resp_err_t e = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key_len ? key : NULL, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->round), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->open), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            p->sent++;
+            round_of(p, p->open)->sent++;
             return 0;
         }
         if (hdrs)
@@ -191,36 +204,91 @@ int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t 
     }
 }
 
-size_t dg_producer_wait(dg_producer *p, char *err, size_t errsz)
+/* After a fatal idempotence error the handle is useless: purge it and start
+ * a new one (what it had queued is reported failed first). */
+static void rebuild_if_fatal(struct dg_producer *p)
+{
+    char fatal[256], e[512];
+    if (!rd_kafka_fatal_error(p->rk, fatal, sizeof fatal))
+        return;
+    dg_log(DG_LOG_ERROR, "kafka producer: fatal error (%s); starting a new producer", fatal);
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(p->rk, 0); /* the purged messages' reports: failed */
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+    if (start(p, e, sizeof e) != 0) {
+        dg_log(DG_LOG_ERROR, "%s", e);
+        exit(1); /* nothing sensible to do without a producer */
+    }
+}
+
+uint64_t dg_producer_close_round(dg_producer *p)
+{
+    uint64_t id = p->open++;
+    if (p->open - p->oldest >= DG_PRODUCER_MAX_ROUNDS)
+        p->oldest = p->open - DG_PRODUCER_MAX_ROUNDS + 1; /* the caller did not wait: forgotten */
+    memset(&p->ring[p->open % DG_PRODUCER_MAX_ROUNDS], 0, sizeof(struct round));
+    return id;
+}
+
+int dg_producer_rounds_full(const dg_producer *p)
+{
+    return p->open - p->oldest + 1 >= DG_PRODUCER_MAX_ROUNDS;
+}
+
+void dg_producer_serve(dg_producer *p, int timeout_ms)
+{
+    rd_kafka_poll(p->rk, timeout_ms);
+    rebuild_if_fatal(p);
+}
+
+int dg_producer_round_done(dg_producer *p, uint64_t id, size_t *failed, char *err, size_t errsz)
+{
+    struct round *r = round_of(p, id);
+    if (!r || id == p->open) {
+        *failed = 0;
+        return 0;
+    }
+    if (r->done < r->sent)
+        return 0;
+    *failed = r->failed;
+    if (r->failed)
+        snprintf(err, errsz, "%s", r->first_error);
+    else
+        p->last_logged[0] = '\0'; /* a later error is news again */
+    return 1;
+}
+
+void dg_producer_forget_until(dg_producer *p, uint64_t id)
+{
+    if (id > p->open)
+        id = p->open;
+    if (id > p->oldest)
+        p->oldest = id;
+}
+
+size_t dg_producer_wait_round(dg_producer *p, uint64_t id, char *err, size_t errsz)
 {
     int64_t deadline = now_ms() + WAIT_SAFETY_MS;
-    size_t failed;
-    char fatal[256];
+    size_t failed = 0;
+    struct round *r = round_of(p, id);
 
-    while (p->done < p->sent && now_ms() < deadline)
-        rd_kafka_poll(p->rk, 100);
-    if (p->done < p->sent) {
-        p->failed += p->sent - p->done;
-        if (!p->first_error[0])
-            snprintf(p->first_error, sizeof p->first_error, "no delivery report");
+    if (!r)
+        return 0;
+    while (!dg_producer_round_done(p, id, &failed, err, errsz) && now_ms() < deadline)
+        dg_producer_serve(p, 100);
+    if (r->done < r->sent) {
+        failed = r->failed + (r->sent - r->done);
+        snprintf(err, errsz, "%s", r->first_error[0] ? r->first_error : "no delivery report");
     }
-    failed = p->failed;
-    if (failed)
-        snprintf(err, errsz, "%s", p->first_error);
-    if (rd_kafka_fatal_error(p->rk, fatal, sizeof fatal)) {
-        char e[512];
-        dg_log(DG_LOG_ERROR, "kafka producer: fatal error (%s); starting a new producer", fatal);
-        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_destroy(p->rk);
-        p->rk = NULL;
-        if (start(p, e, sizeof e) != 0) {
-            dg_log(DG_LOG_ERROR, "%s", e);
-            exit(1); /* nothing sensible to do without a producer */
-        }
-    }
-    p->round++;
-    p->sent = p->done = p->failed = 0;
-    p->first_error[0] = '\0';
+    return failed;
+}
+
+size_t dg_producer_wait(dg_producer *p, char *err, size_t errsz)
+{
+    uint64_t id = dg_producer_close_round(p);
+    size_t failed = dg_producer_wait_round(p, id, err, errsz);
+    dg_producer_forget_until(p, id + 1);
     if (!failed)
         p->last_logged[0] = '\0';
     return failed;

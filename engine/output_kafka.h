@@ -1,9 +1,10 @@
 /*
  * output_kafka.h - Kafka out, the last stage of the pipeline: an idempotent
  * producer (acks=all) for decisions and dead letters, with delivery reports
- * counted per round so the caller knows when everything it sent since the
- * last dg_producer_wait() was acknowledged. output_kafka.c is the only file
- * that produces with librdkafka.
+ * counted per round (the messages sent between two closes of a round), so
+ * the caller knows when everything of a round was acknowledged while later
+ * rounds are already on their way. output_kafka.c is the only file that
+ * produces with librdkafka.
  */
 #ifndef DG_OUTPUT_KAFKA_H
 #define DG_OUTPUT_KAFKA_H
@@ -32,11 +33,34 @@ dg_producer *dg_producer_new(const struct dg_config *cfg, const char *name, char
 int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t len, const struct dg_header *h, size_t nh);
 
-/* Wait for the delivery report of every message sent since the last call
- * (librdkafka's message.timeout.ms bounds the wait). Returns how many were
- * not delivered, with the first reason in err; 0 when all were
- * acknowledged. Starts a new round. After a fatal idempotence error the
- * producer is rebuilt here, so the next round can succeed. */
+/* Rounds tracked at once (the open one included). */
+#define DG_PRODUCER_MAX_ROUNDS 16
+
+/* Close the open round (the messages sent since the last close) and open
+ * the next; returns the closed round's id. */
+uint64_t dg_producer_close_round(dg_producer *p);
+
+/* 1 when no further round can be closed before the oldest is forgotten. */
+int dg_producer_rounds_full(const dg_producer *p);
+
+/* Serve delivery reports for up to timeout_ms (0: only what has arrived).
+ * After a fatal idempotence error the producer is rebuilt here (what it
+ * had in flight is reported failed), so later rounds can succeed. */
+void dg_producer_serve(dg_producer *p, int timeout_ms);
+
+/* 1 when every message of closed round id has its delivery report, with
+ * how many failed (and the first reason in err); 0 while some are out. */
+int dg_producer_round_done(dg_producer *p, uint64_t id, size_t *failed, char *err, size_t errsz);
+
+/* Wait for round id (librdkafka's message.timeout.ms bounds the wait).
+ * Returns how many were not delivered, with the first reason in err. */
+size_t dg_producer_wait_round(dg_producer *p, uint64_t id, char *err, size_t errsz);
+
+/* Stop tracking the rounds before id (their late reports are ignored). */
+void dg_producer_forget_until(dg_producer *p, uint64_t id);
+
+/* Close the round and wait for it, then forget it: what a tool that
+ * sends and waits needs. Returns how many were not delivered. */
 size_t dg_producer_wait(dg_producer *p, char *err, size_t errsz);
 
 /* Messages acknowledged in total (for summaries). */
