@@ -135,6 +135,15 @@ struct dg_redis_opts {
 struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, size_t errsz);
 /* 0 when the backend answers (PING); -1 otherwise. */
 int dg_state_ping(struct dg_state *st);
+/* What the Redis backend did: commit attempts (one script each), batches
+ * that had to read first (keys not cached, or the freezes changed), keys
+ * taken from its cache and read from Redis, conflicts (another writer, or
+ * events decided already), and the cache's size now. */
+struct dg_redis_stats {
+    unsigned long long commits, reads, keys_cached, keys_read, conflicts, decided_found;
+    size_t cache_keys, cache_bytes;
+};
+void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out);
 
 /* In-process backend. dedupe_ms and lateness_ms as above. */
 struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms);

@@ -5,19 +5,27 @@
  * the freezes.
  *
  * The engine computes, Redis stores. Per batch:
- *   apply():  one pipelined read: MGET of every key's state blob and
- *             every event's decision record, ZMSCORE of the distinct values
- *             the batch adds, HMGET of the freezes of every scope it
- *             touches. Then, in the engine, the same window code the memory
- *             backend runs (window_state.c), event after event.
- *   commit(): one script (EVALSHA): check that no state blob this batch read
- *             changed meanwhile (an 8-byte version in front of each blob),
- *             then write the blobs, the distinct values, each event's
- *             decision under its event_id, and the freezes - all or nothing.
- * So the backends agree bit for bit by construction; a batch retried after
- * a lost reply finds its events decided and gets the stored decisions (no
- * double counting); and two instances racing on one key cannot both win:
- * the loser gets DG_STATE_CONFLICT, and the pipeline reads and judges again.
+ *   apply():  the state blobs and request records the batch needs come
+ *             from a write-through cache of what this instance last read or
+ *             wrote (with the version it had); only the keys not cached are
+ *             read (one pipelined MGET, plus ZMSCORE for distinct sets that
+ *             outgrew their blob, plus the freezes hash when its version
+ *             changed). A batch whose keys are all cached reads nothing.
+ *             Then, in the engine, the same window code the memory backend
+ *             runs (window_state.c), event after event.
+ *   commit(): one script (EVALSHA): check that no key the batch used
+ *             changed since it was read or written here (an 8-byte version
+ *             in front of each blob), that the freezes did not change, and
+ *             that none of its events was decided already; then write the
+ *             blobs, the distinct values, each event's decision under its
+ *             event_id, and the freezes - all or nothing.
+ * So a batch is one round trip once its keys are cached; the backends agree
+ * bit for bit by construction; a batch retried after a lost reply, or an
+ * event redelivered after a crash, finds its events decided: the script
+ * returns their stored decisions and the batch is judged again with them
+ * (no double counting); and two instances racing on one key cannot both
+ * win: the loser gets DG_STATE_CONFLICT, forgets the keys that changed, and
+ * the pipeline reads them and judges again.
  *
  * Keys under the prefix P (default "dg:"), docs/redis.md has the details:
  *   P g:<keyset>:<key>     string: version (8 bytes LE) + the state of every
@@ -44,11 +52,19 @@
  * read still has the version it had (one MGET; the first 8 bytes of each
  * string), and so does the freezes' version. Then the writes. Returns
  * {1}, or {0, key} and writes nothing. */
+/* The write half of a batch, atomic. First the checks: the freezes'
+ * version, every key the batch used still has the version it had (one
+ * MGET; the first 8 bytes of each string; "" for a key that did not
+ * exist), and no event of the batch was decided already (one EXISTS).
+ * Then the writes. Returns {1}; {0, key...} (the keys that changed, the
+ * freezes' version key among them) and writes nothing; or {2, index,
+ * "D"+decision, ...} for events decided already, and writes nothing. */
 static const char commit_script[] =
     "local a = ARGV\n"
     "local call = redis.call\n"
     "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
-    "if (call('GET', fvkey) or '') ~= fver then return {0, fvkey} end\n"
+    "local bad = {0}\n"
+    "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey end\n"
     "local n = tonumber(a[4])\n"
     "local i = 5\n"
     "if n > 0 then\n"
@@ -56,10 +72,29 @@ static const char commit_script[] =
     "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
     "  local cur = call('MGET', unpack(keys))\n"
     "  for j = 1, n do\n"
-    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then return {0, keys[j]} end\n"
+    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then bad[#bad + 1] = keys[j] end\n"
     "  end\n"
     "end\n"
+    "if #bad > 1 then return bad end\n"
     "i = i + 2 * n\n"
+    "local ne = tonumber(a[i])\n"
+    "if ne > 0 then\n"
+    "  local ek = {}\n"
+    "  for j = 1, ne do ek[j] = a[i + 3 * j - 2] end\n"
+    "  if call('EXISTS', unpack(ek)) > 0 then\n"
+    "    local cur = call('MGET', unpack(ek))\n"
+    "    local out = {2}\n"
+    "    for j = 1, ne do\n"
+    "      if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n"
+    "    end\n"
+    "    return out\n"
+    "  end\n"
+    "  for _ = 1, ne do\n"
+    "    call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
+    "    i = i + 3\n"
+    "  end\n"
+    "end\n"
+    "i = i + 1\n"
     "for _ = 1, tonumber(a[i]) do\n"
     "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
     "  i = i + 3\n"
@@ -76,18 +111,28 @@ static const char commit_script[] =
     "  call('PEXPIRE', k, ttl)\n"
     "end\n"
     "i = i + 1\n"
-    "for _ = 1, tonumber(a[i]) do\n"
-    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
-    "  i = i + 3\n"
-    "end\n"
-    "i = i + 1\n"
     "local placed = 0\n"
     "for _ = 1, tonumber(a[i]) do\n"
     "  placed = placed + call('HSETNX', fkey, a[i + 1], a[i + 2])\n"
     "  i = i + 2\n"
     "end\n"
     "if placed > 0 then call('INCR', fvkey) end\n"
-    "return {1}\n";
+    "return {1, placed}\n";
+
+/* The write-through cache: a Redis key this instance read or wrote, as it
+ * stands there (version included), until expires_ms (wall clock). */
+struct centry {
+    int64_t expires_ms;
+    size_t len;
+    int existed;         /* 0: the key did not exist */
+    char *key;           /* points into data, after the value */
+    size_t keylen;
+    char data[];         /* value, then key */
+};
+
+#define CACHE_MAX_BYTES ((size_t)256 << 20) /* then it starts over, empty */
+#define CACHE_READ_MS 10000                 /* a key only read: kept this long */
+#define CACHE_MARGIN_MS 1000                /* dropped this long before Redis expires it */
 
 /* A withdrawal request's record this batch reads (and maybe writes). */
 struct rentry {
@@ -97,6 +142,8 @@ struct rentry {
     unsigned char ver[8];
     const struct dg_reqrec *rec;   /* as read; NULL when absent */
     const struct dg_reqrec *write; /* the batch's last write, or NULL */
+    const char *wval;              /* what commit writes (arena), for the cache */
+    size_t wlen;
 };
 
 /* One window's state inside a key's blob. */
@@ -118,6 +165,9 @@ struct gentry {
     int existed;               /* present when read */
     unsigned char ver[8];      /* the version read */
     int dirty;                 /* a section changed: write it */
+    const char *wblob;         /* what commit writes (arena), for the cache */
+    size_t wlen;
+    int64_t wttl;
     struct section *sec;
     size_t nsec, capsec;
 };
@@ -167,8 +217,17 @@ struct rstate {
     int32_t *seen;             /* in-batch duplicate table */
     size_t seen_cap;
     FILE *record;              /* DG_REDIS_RECORD: every command, as RESP */
-    char fver[32];             /* the freezes' version this batch read */
+    char fver[32];             /* the freezes' version of the cached freezes */
     size_t fver_len;
+    /* across batches */
+    dg_hmap cache;             /* Redis key -> struct centry (borrowed keys) */
+    size_t cache_bytes;
+    size_t ccursor;
+    dg_hmap fz;                /* the freezes hash: "scope|key" -> (void *)1 */
+    int fz_valid;              /* fz and fver are as Redis had them */
+    dg_hmap known;             /* e:<event_id> -> malloc'd decision: events the
+                                  last commit found decided already */
+    struct dg_redis_stats stats;
 };
 
 /* ------------------------------------------------------------------ */
@@ -302,6 +361,108 @@ static int redis_ping(struct dg_state *st)
     int ok = rep->type == REDIS_REPLY_STATUS;
     freeReplyObject(rep);
     return ok ? 0 : -1;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* the write-through cache                                            */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t centry_size(const struct centry *e)
+{
+    return sizeof(*e) + e->len + e->keylen;
+}
+
+static void cache_forget(struct rstate *r, const char *key, size_t len)
+{
+    struct centry *e = dg_hmap_del(&r->cache, key, len);
+    if (e) {
+        r->cache_bytes -= centry_size(e);
+        free(e);
+    }
+}
+
+static void cache_clear(struct rstate *r)
+{
+    for (size_t i = 0; i < r->cache.cap; i++)
+        if (r->cache.slots[i].hash)
+            free(r->cache.slots[i].val);
+    dg_hmap_free(&r->cache);
+    dg_hmap_init_borrowed(&r->cache);
+    r->cache_bytes = 0;
+    r->ccursor = 0;
+}
+
+/* Remember what key holds in Redis now (existed 0: nothing). */
+static void cache_put(struct rstate *r, const char *key, size_t keylen, const char *val, size_t len,
+                      int existed, int64_t expires_ms)
+{
+    if (r->cache_bytes > CACHE_MAX_BYTES)
+        cache_clear(r); /* bounded memory; it fills again from Redis */
+    struct centry *e = dg_xmalloc(sizeof(*e) + len + keylen);
+    e->expires_ms = expires_ms;
+    e->len = len;
+    e->existed = existed;
+    e->key = e->data + len;
+    e->keylen = keylen;
+    if (len)
+        memcpy(e->data, val, len);
+    memcpy(e->key, key, keylen);
+    struct centry *old = dg_hmap_put(&r->cache, e->key, keylen, e);
+    if (old && old != e) {
+        r->cache_bytes -= centry_size(old);
+        free(old);
+    }
+    r->cache_bytes += centry_size(e);
+}
+
+static const struct centry *cache_get(struct rstate *r, const char *key, size_t len, int64_t now)
+{
+    struct centry *e = dg_hmap_get(&r->cache, key, len);
+    if (e && e->expires_ms <= now) {
+        cache_forget(r, key, len);
+        return NULL;
+    }
+    return e;
+}
+
+/* A few slots per batch: entries past their time go. */
+static void cache_sweep(struct rstate *r, int64_t now, size_t slots)
+{
+    for (size_t i = 0; i < slots && r->cache.n; i++) {
+        struct dg_hslot *sl = dg_hmap_slot(&r->cache, &r->ccursor);
+        if (!sl)
+            continue;
+        struct centry *e = sl->val;
+        if (e->expires_ms <= now) {
+            dg_hmap_del_slot(&r->cache, sl);
+            r->cache_bytes -= centry_size(e);
+            free(e);
+        }
+    }
+}
+
+static void known_clear(struct rstate *r)
+{
+    for (size_t i = 0; i < r->known.cap; i++)
+        if (r->known.slots[i].hash)
+            free(r->known.slots[i].val);
+    dg_hmap_free(&r->known);
+    dg_hmap_init(&r->known);
+}
+
+void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out)
+{
+    struct rstate *r = (struct rstate *)st;
+    *out = r->stats;
+    out->cache_keys = r->cache.n;
+    out->cache_bytes = r->cache_bytes;
 }
 
 /* ------------------------------------------------------------------ */
@@ -640,130 +801,180 @@ static int seen_before(struct rstate *r, const struct dg_item *items, size_t i)
     }
 }
 
+/* The freezes field of scope sc of it, "scope|key" (as the memory backend
+ * keys it), in the batch arena. */
+static const char *freeze_field(struct rstate *r, const struct dg_item *it, int sc, size_t *len)
+{
+    const char *name = dg_scope_name(sc);
+    size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
+    char *field = dg_arena_alloc(&r->arena, fl + 1);
+    memcpy(field, name, nl);
+    field[nl] = '|';
+    memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
+    field[fl] = '\0';
+    *len = fl;
+    return field;
+}
+
+/* A request record's value (version + record) into re. */
+static int take_record(struct rstate *r, struct rentry *re, const char *v, size_t len,
+                       dg_arena *arena)
+{
+    struct dg_reqrec *rec = dg_arena_alloc(arena, sizeof(*rec));
+    if (len < 9 || dg_reqrec_decode(rec, v + 8, len - 8, arena) != 0)
+        return fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold a request record", (int)re->keylen,
+                    re->key);
+    memcpy(re->ver, v, 8);
+    re->existed = 1;
+    re->rec = rec;
+    return 0;
+}
+
 static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg_item *items,
                        size_t n, dg_arena *arena)
 {
     struct rstate *r = (struct rstate *)st;
-    struct args mget = {0}, fields = {0};
-    const char **ekeys = NULL;
-    size_t *elens = NULL;
-    redisReply *rep = NULL, *frep = NULL;
+    struct args mget = {0};
+    size_t *miss_g = NULL, *miss_r = NULL, nmg = 0, nmr = 0;
+    redisReply *rep = NULL;
     int rc = -1;
+    int64_t now = wall_ms();
 
     batch_reset(r);
     if (connect_redis(r))
         return -1;
+    cache_sweep(r, now, 64);
 
-    /* what the batch needs: keys, distinct values, decisions, freezes */
-    ekeys = dg_xcalloc(n ? n : 1, sizeof(*ekeys));
-    elens = dg_xcalloc(n ? n : 1, sizeof(*elens));
-    arg_str(&mget, "MGET");
-    arg_str(&fields, "HMGET");
-    {
-        size_t fl;
-        const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
-        arg(&fields, fk, fl);
-    }
+    /* the keys the batch needs */
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
-        ekeys[i] = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &elens[i]);
-        for (size_t o = 0; o < it->nops; o++) {
-            const struct dg_window *w = &rs->windows[it->ops[o].win];
-            gentry_for(r, w, &it->ops[o]);
-        }
+        for (size_t o = 0; o < it->nops; o++)
+            gentry_for(r, &rs->windows[it->ops[o].win], &it->ops[o]);
         for (size_t k = 0; k < it->nreq_ids; k++)
             rentry_for(r, it->req_ids[k]);
-        for (int sc = 0; sc < DG_NSCOPES; sc++) {
-            if (!it->scope_key[sc])
-                continue;
-            /* the field is "scope|key", as the memory backend keys it */
-            const char *name = dg_scope_name(sc);
-            size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
-            char *field = dg_arena_alloc(&r->arena, fl + 1);
-            memcpy(field, name, nl);
-            field[nl] = '|';
-            memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
-            arg(&fields, field, fl);
-        }
-    }
-    for (size_t i = 0; i < r->nbl; i++)
-        arg(&mget, r->bl[i]->key, r->bl[i]->keylen);
-    for (size_t i = 0; i < n; i++)
-        arg(&mget, ekeys[i], elens[i]);
-    for (size_t i = 0; i < r->nrl; i++)
-        arg(&mget, r->rl[i]->key, r->rl[i]->keylen);
-    {
-        size_t fvl;
-        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
-        arg(&mget, fv, fvl);
     }
 
-    /* one round trip: MGET (state, decisions, the freezes' version) and
-     * HMGET (freezes) */
-    if (append(r, (int)mget.n, mget.v, mget.l) != REDIS_OK)
-        goto out_down;
-    if (fields.n > 2 && append(r, (int)fields.n, fields.v, fields.l) != REDIS_OK)
-        goto out_down;
-
-    /* MGET: the blobs, then the decisions */
-    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-        goto out_down;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != r->nbl + n + r->nrl + 1) {
-        fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
-             rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-        goto out;
-    }
+    /* from the cache, or to be read */
+    miss_g = dg_xcalloc(r->nbl + 1, sizeof(*miss_g));
+    miss_r = dg_xcalloc(r->nrl + 1, sizeof(*miss_r));
+    arg_str(&mget, "MGET");
     for (size_t i = 0; i < r->nbl; i++) {
         struct gentry *g = r->bl[i];
-        redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING)
+        const struct centry *ce = cache_get(r, g->key, g->keylen, now);
+        if (!ce) {
+            miss_g[nmg++] = i;
+            arg(&mget, g->key, g->keylen);
             continue;
-        if (decode_blob(r, rs, g, e->str, e->len) != 0) {
+        }
+        r->stats.keys_cached++;
+        if (!ce->existed)
+            continue;
+        if (decode_blob(r, rs, g, ce->data, ce->len) != 0) {
             fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)g->keylen, g->key);
             goto out;
         }
         g->existed = 1;
     }
+    for (size_t i = 0; i < r->nrl; i++) {
+        struct rentry *re = r->rl[i];
+        const struct centry *ce = cache_get(r, re->key, re->keylen, now);
+        if (!ce) {
+            miss_r[nmr++] = i;
+            arg(&mget, re->key, re->keylen);
+            continue;
+        }
+        r->stats.keys_cached++;
+        if (ce->existed && take_record(r, re, ce->data, ce->len, arena) != 0)
+            goto out;
+    }
+
+    /* one round trip for what is missing: keys, and the freezes when they
+     * changed (their version first: a change between the two replies then
+     * shows at commit, never hides) */
+    if (nmg + nmr || !r->fz_valid) {
+        size_t fl, fvl;
+        const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
+        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+        const char *gv[2] = {"GET", fv}, *hv[2] = {"HGETALL", fk};
+        size_t gl[2] = {3, fvl}, hl[2] = {7, fl};
+        r->stats.reads++;
+        r->stats.keys_read += nmg + nmr;
+        if (nmg + nmr && append(r, (int)mget.n, mget.v, mget.l) != REDIS_OK)
+            goto out_down;
+        if (!r->fz_valid &&
+            (append(r, 2, gv, gl) != REDIS_OK || append(r, 2, hv, hl) != REDIS_OK))
+            goto out_down;
+        if (nmg + nmr) {
+            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+                goto out_down;
+            if (rep->type != REDIS_REPLY_ARRAY || rep->elements != nmg + nmr) {
+                fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+                goto out;
+            }
+            int64_t until = now + CACHE_READ_MS;
+            for (size_t k = 0; k < nmg; k++) {
+                struct gentry *g = r->bl[miss_g[k]];
+                redisReply *e = rep->element[k];
+                int there = e->type == REDIS_REPLY_STRING;
+                if (there && decode_blob(r, rs, g, e->str, e->len) != 0) {
+                    fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)g->keylen, g->key);
+                    goto out;
+                }
+                g->existed = there;
+                cache_put(r, g->key, g->keylen, there ? e->str : NULL, there ? e->len : 0, there, until);
+            }
+            for (size_t k = 0; k < nmr; k++) {
+                struct rentry *re = r->rl[miss_r[k]];
+                redisReply *e = rep->element[nmg + k];
+                int there = e->type == REDIS_REPLY_STRING;
+                if (there && take_record(r, re, e->str, e->len, arena) != 0)
+                    goto out;
+                cache_put(r, re->key, re->keylen, there ? e->str : NULL, there ? e->len : 0, there, until);
+            }
+            freeReplyObject(rep);
+            rep = NULL;
+        }
+        if (!r->fz_valid) {
+            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+                goto out_down;
+            r->fver_len = rep->type == REDIS_REPLY_STRING && rep->len < sizeof r->fver ? rep->len : 0;
+            memcpy(r->fver, rep->type == REDIS_REPLY_STRING ? rep->str : "", r->fver_len);
+            freeReplyObject(rep);
+            rep = NULL;
+            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+                goto out_down;
+            if (rep->type != REDIS_REPLY_ARRAY) {
+                fail(r, DG_STATE_DOWN, "HGETALL: unexpected reply%s%s",
+                     rep->type == REDIS_REPLY_ERROR ? ": " : "", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+                goto out;
+            }
+            dg_hmap_free(&r->fz);
+            dg_hmap_init(&r->fz);
+            for (size_t k = 0; k + 1 < rep->elements; k += 2)
+                if (rep->element[k]->type == REDIS_REPLY_STRING)
+                    dg_hmap_put(&r->fz, rep->element[k]->str, rep->element[k]->len, (void *)1);
+            freeReplyObject(rep);
+            rep = NULL;
+            r->fz_valid = 1;
+        }
+    }
+
+    /* events the last commit found decided already: their stored decision */
     for (size_t i = 0; i < n; i++) {
-        redisReply *e = rep->element[r->nbl + i];
         struct dg_item *it = &items[i];
         it->dup = 0;
         it->stored = NULL;
         it->stored_len = 0;
-        if (e->type == REDIS_REPLY_STRING && e->len >= 1 && e->str[0] == 'D') {
-            it->dup = 1;
-            it->stored = dg_arena_strndup(arena, e->str + 1, e->len - 1);
-            it->stored_len = e->len - 1;
-        }
-    }
-    for (size_t i = 0; i < r->nrl; i++) {
-        struct rentry *re = r->rl[i];
-        redisReply *e = rep->element[r->nbl + n + i];
-        if (e->type != REDIS_REPLY_STRING)
+        if (!r->known.n)
             continue;
-        struct dg_reqrec *rec = dg_arena_alloc(arena, sizeof(*rec));
-        if (e->len < 9 || dg_reqrec_decode(rec, e->str + 8, e->len - 8, arena) != 0) {
-            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold a request record", (int)re->keylen, re->key);
-            goto out;
-        }
-        memcpy(re->ver, e->str, 8);
-        re->existed = 1;
-        re->rec = rec;
-    }
-    {
-        redisReply *e = rep->element[r->nbl + n + r->nrl];
-        r->fver_len = e->type == REDIS_REPLY_STRING && e->len < sizeof r->fver ? e->len : 0;
-        memcpy(r->fver, e->type == REDIS_REPLY_STRING ? e->str : "", r->fver_len);
-    }
-    freeReplyObject(rep);
-    rep = NULL;
-    if (fields.n > 2) {
-        if (redisGetReply(r->c, (void **)&frep) != REDIS_OK)
-            goto out_down;
-        if (frep->type != REDIS_REPLY_ARRAY || frep->elements != fields.n - 2) {
-            fail(r, DG_STATE_DOWN, "HMGET: unexpected reply%s%s",
-                 frep->type == REDIS_REPLY_ERROR ? ": " : "", frep->type == REDIS_REPLY_ERROR ? frep->str : "");
-            goto out;
+        size_t kl;
+        const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
+        const char *d = dg_hmap_get(&r->known, k, kl);
+        if (d) {
+            it->dup = 1;
+            it->stored = dg_arena_strndup(arena, d, strlen(d));
+            it->stored_len = strlen(d);
         }
     }
 
@@ -817,19 +1028,18 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         r->seen = dg_xrealloc(r->seen, r->seen_cap * sizeof(*r->seen));
     }
     memset(r->seen, 0xff, r->seen_cap * sizeof(*r->seen));
-    size_t fi = 0;
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
-        size_t nf = 0;
-        for (int sc = 0; sc < DG_NSCOPES; sc++)
-            nf += it->scope_key[sc] != NULL;
         it->frozen = 0;
         it->late = 0;
-        if (frep)
-            for (int sc = 0, k = 0; sc < DG_NSCOPES; sc++)
-                if (it->scope_key[sc] && frep->element[fi + (size_t)k++]->type == REDIS_REPLY_STRING)
-                    it->frozen |= 1u << sc;
-        fi += nf;
+        for (int sc = 0; sc < DG_NSCOPES && r->fz.n; sc++) {
+            size_t fl;
+            if (!it->scope_key[sc])
+                continue;
+            const char *field = freeze_field(r, it, sc, &fl);
+            if (dg_hmap_get(&r->fz, field, fl))
+                it->frozen |= 1u << sc;
+        }
         if (it->dup)
             continue;
         if (seen_before(r, items, i)) {
@@ -886,12 +1096,9 @@ out_down:
 out:
     if (rep)
         freeReplyObject(rep);
-    if (frep)
-        freeReplyObject(frep);
     args_free(&mget);
-    args_free(&fields);
-    free(ekeys);
-    free(elens);
+    free(miss_g);
+    free(miss_r);
     return rc;
 }
 
@@ -908,6 +1115,7 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
     struct args a = {0};
     dg_buf blob = {0};
     redisReply *rep = NULL;
+    size_t *eidx = NULL; /* the items whose decisions the script gets, in order */
     int rc = -1;
     char at[32];
 
@@ -940,6 +1148,27 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         arg(&a, r->rl[i]->key, r->rl[i]->keylen);
         arg(&a, (const char *)r->rl[i]->ver, r->rl[i]->existed ? 8 : 0);
     }
+    /* decisions (the script refuses the batch if one was decided already) */
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++)
+        ne += !items[i].dup;
+    eidx = dg_xcalloc(ne + 1, sizeof(*eidx));
+    arg_int(r, &a, (long long)ne);
+    ne = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct dg_item *it = &items[i];
+        if (it->dup)
+            continue;
+        size_t kl;
+        const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
+        char *v = dg_arena_alloc(&r->arena, it->decision_len + 1);
+        v[0] = 'D';
+        memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
+        arg(&a, k, kl);
+        arg(&a, v, it->decision_len + 1);
+        arg_int(r, &a, (long long)r->base.dedupe_ms);
+        eidx[ne++] = i;
+    }
     /* the request records this batch wrote: the last write of each wins */
     for (size_t i = 0; i < n; i++)
         for (size_t w = 0; !items[i].dup && w < items[i].nwrites; w++) {
@@ -965,8 +1194,10 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         for (int k = 0; k < 8; k++)
             dg_buf_putc(&blob, (char)(v >> (8 * k)));
         dg_reqrec_encode(re->write, &blob);
+        re->wval = dg_arena_strndup(&r->arena, blob.data, blob.len);
+        re->wlen = blob.len;
         arg(&a, re->key, re->keylen);
-        arg(&a, dg_arena_strndup(&r->arena, blob.data, blob.len), blob.len);
+        arg(&a, re->wval, re->wlen);
         arg_int(r, &a, (long long)DG_REQUEST_RETENTION_MS);
     }
     for (size_t i = 0; i < r->nbl; i++) {
@@ -980,9 +1211,12 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         encode_blob(g, g->existed ? v + 1 : 1, &blob);
         char *copy = dg_arena_alloc(&r->arena, blob.len);
         memcpy(copy, blob.data, blob.len);
+        g->wblob = copy;
+        g->wlen = blob.len;
+        g->wttl = gentry_ttl(r, g);
         arg(&a, g->key, g->keylen);
         arg(&a, copy, blob.len);
-        arg_int(r, &a, (long long)gentry_ttl(r, g));
+        arg_int(r, &a, (long long)g->wttl);
     }
     /* distinct values */
     size_t nz = 0;
@@ -1006,24 +1240,6 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
             arg(&a, e->member, 16);
             arg_int(r, &a, (long long)e->bucket);
         }
-    }
-    /* decisions */
-    size_t ne = 0;
-    for (size_t i = 0; i < n; i++)
-        ne += !items[i].dup;
-    arg_int(r, &a, (long long)ne);
-    for (size_t i = 0; i < n; i++) {
-        struct dg_item *it = &items[i];
-        if (it->dup)
-            continue;
-        size_t kl;
-        const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
-        char *v = dg_arena_alloc(&r->arena, it->decision_len + 1);
-        v[0] = 'D';
-        memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
-        arg(&a, k, kl);
-        arg(&a, v, it->decision_len + 1);
-        arg_int(r, &a, (long long)r->base.dedupe_ms);
     }
     /* freezes: the first one of a scope stands */
     size_t nf = 0;
@@ -1080,11 +1296,68 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         fail(r, DG_STATE_DOWN, "commit script: unexpected reply");
         goto out;
     }
-    if (rep->element[0]->integer != 1) {
-        const char *k = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
-                            ? rep->element[1]->str : "?";
-        fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", k);
+    r->stats.commits++;
+    if (rep->element[0]->integer == 0) {
+        /* keys changed since this instance read or wrote them: forget
+         * them (and the freezes, if they changed), read, judge again */
+        size_t fvl;
+        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+        const char *first = "?";
+        for (size_t k = 1; k < rep->elements; k++) {
+            const redisReply *e = rep->element[k];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            if (k == 1)
+                first = e->str;
+            if (e->len == fvl && !memcmp(e->str, fv, fvl))
+                r->fz_valid = 0;
+            else
+                cache_forget(r, e->str, e->len);
+        }
+        r->stats.conflicts++;
+        fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", first);
         goto out;
+    }
+    if (rep->element[0]->integer == 2) {
+        /* events decided already (a redelivery, or another instance):
+         * judged again, they get their stored decision */
+        for (size_t k = 1; k + 1 < rep->elements; k += 2) {
+            const redisReply *ix = rep->element[k], *v = rep->element[k + 1];
+            if (ix->type != REDIS_REPLY_INTEGER || v->type != REDIS_REPLY_STRING || v->len < 1 ||
+                v->str[0] != 'D' || ix->integer < 0 || (size_t)ix->integer >= ne)
+                continue;
+            const struct dg_item *it = &items[eidx[ix->integer]];
+            size_t kl;
+            const char *key = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
+            free(dg_hmap_put(&r->known, key, kl, dg_xstrndup(v->str + 1, v->len - 1)));
+            r->stats.decided_found++;
+        }
+        r->stats.conflicts++;
+        fail(r, DG_STATE_CONFLICT, "events of this batch were decided already");
+        goto out;
+    }
+    if (rep->element[0]->integer != 1) {
+        fail(r, DG_STATE_DOWN, "commit script: unexpected reply");
+        goto out;
+    }
+    /* written: the cache holds what Redis holds now */
+    {
+        int64_t now = wall_ms();
+        for (size_t i = 0; i < r->nbl; i++) {
+            const struct gentry *g = r->bl[i];
+            if (g->dirty)
+                cache_put(r, g->key, g->keylen, g->wblob, g->wlen, 1, now + g->wttl - CACHE_MARGIN_MS);
+        }
+        for (size_t i = 0; i < r->nrl; i++) {
+            const struct rentry *re = r->rl[i];
+            if (re->write)
+                cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
+                          now + DG_REQUEST_RETENTION_MS - CACHE_MARGIN_MS);
+        }
+        if (rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer > 0)
+            r->fz_valid = 0; /* freezes placed: read them (and their version) again */
+        if (r->known.n)
+            known_clear(r);
     }
     rc = 0;
 out:
@@ -1092,6 +1365,7 @@ out:
         freeReplyObject(rep);
     args_free(&a);
     dg_buf_free(&blob);
+    free(eidx);
     batch_reset(r);
     return rc;
 }
@@ -1145,6 +1419,11 @@ static void redis_destroy(struct dg_state *st)
         redisFree(r->c);
     dg_hmap_free(&r->zsets);
     dg_hmap_free(&r->recs);
+    cache_clear(r);
+    dg_hmap_free(&r->cache);
+    dg_hmap_free(&r->fz);
+    known_clear(r);
+    dg_hmap_free(&r->known);
     free(r->rl);
     free(r->bl);
     free(r->dl);
@@ -1183,6 +1462,9 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_hmap_init(&r->dvals);
     dg_hmap_init(&r->zsets);
     dg_hmap_init(&r->recs);
+    dg_hmap_init_borrowed(&r->cache);
+    dg_hmap_init(&r->fz);
+    dg_hmap_init(&r->known);
     const char *rec = getenv("DG_REDIS_RECORD");
     if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
         snprintf(err, errsz, "DG_REDIS_RECORD: cannot write '%s'", rec);
