@@ -1377,6 +1377,22 @@ int dg_cmd_run(int argc, char **argv)
                 (unsigned long long)s->actions[DG_HOLD], (unsigned long long)s->actions[DG_FREEZE],
                 r.dead_letters, r.redeliveries);
     }
+    if (cfg->state == DG_STATE_REDIS) {
+        struct dg_redis_stats rs;
+        dg_state_redis_stats(st, &rs);
+        struct dg_log_field f[] = {DG_LF_STR("event", "redis_stats"), DG_LF_NUM("commits", rs.commits),
+                                   DG_LF_NUM("reads", rs.reads), DG_LF_NUM("keys_cached", rs.keys_cached),
+                                   DG_LF_NUM("keys_read", rs.keys_read), DG_LF_NUM("keys_guessed", rs.keys_guessed),
+                                   DG_LF_NUM("conflicts", rs.conflicts),
+                                   DG_LF_NUM("decided_found", rs.decided_found),
+                                   DG_LF_NUM("cache_keys", rs.cache_keys)};
+        dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
+                "redis: %llu commits (one round trip each), %llu batches read first; keys: %llu from "
+                "the cache, %llu read, %llu taken to be new; %llu conflicts (%llu events found "
+                "decided); cache: %zu keys, %.1f MiB", rs.commits, rs.reads, rs.keys_cached, rs.keys_read,
+                rs.keys_guessed, rs.conflicts,
+                rs.decided_found, rs.cache_keys, rs.cache_bytes / 1048576.0);
+    }
 out_pipeline:
     loader_stop(&r.ld);
     free(r.msgs);

@@ -137,10 +137,11 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
 int dg_state_ping(struct dg_state *st);
 /* What the Redis backend did: commit attempts (one script each), batches
  * that had to read first (keys not cached, or the freezes changed), keys
- * taken from its cache and read from Redis, conflicts (another writer, or
+ * taken from its cache, read from Redis, and taken to be absent without
+ * reading (the commit checks), conflicts (another writer, or
  * events decided already), and the cache's size now. */
 struct dg_redis_stats {
-    unsigned long long commits, reads, keys_cached, keys_read, conflicts, decided_found;
+    unsigned long long commits, reads, keys_cached, keys_read, keys_guessed, conflicts, decided_found;
     size_t cache_keys, cache_bytes;
 };
 void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out);

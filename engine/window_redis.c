@@ -56,7 +56,8 @@
  * version, every key the batch used still has the version it had (one
  * MGET; the first 8 bytes of each string; "" for a key that did not
  * exist), and no event of the batch was decided already (one EXISTS).
- * Then the writes. Returns {1}; {0, key...} (the keys that changed, the
+ * Then the writes. Returns {1, freezes placed}; {0, key, value, ...} (the
+ * keys that changed with what they hold now, nil when nothing; the
  * freezes' version key among them) and writes nothing; or {2, index,
  * "D"+decision, ...} for events decided already, and writes nothing. */
 static const char commit_script[] =
@@ -64,7 +65,7 @@ static const char commit_script[] =
     "local call = redis.call\n"
     "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
     "local bad = {0}\n"
-    "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey end\n"
+    "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n"
     "local n = tonumber(a[4])\n"
     "local i = 5\n"
     "if n > 0 then\n"
@@ -72,7 +73,9 @@ static const char commit_script[] =
     "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
     "  local cur = call('MGET', unpack(keys))\n"
     "  for j = 1, n do\n"
-    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then bad[#bad + 1] = keys[j] end\n"
+    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then\n"
+    "      bad[#bad + 1] = keys[j]; bad[#bad + 1] = cur[j] or false\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "if #bad > 1 then return bad end\n"
@@ -133,6 +136,8 @@ struct centry {
 #define CACHE_MAX_BYTES ((size_t)256 << 20) /* then it starts over, empty */
 #define CACHE_READ_MS 10000                 /* a key only read: kept this long */
 #define CACHE_MARGIN_MS 1000                /* dropped this long before Redis expires it */
+#define GUESS_BELOW 0.2                     /* see rstate.present */
+#define GC_MAX_KEYS 1000000                 /* decoded keys kept; then it starts over */
 
 /* A withdrawal request's record this batch reads (and maybe writes). */
 struct rentry {
@@ -144,30 +149,37 @@ struct rentry {
     const struct dg_reqrec *write; /* the batch's last write, or NULL */
     const char *wval;              /* what commit writes (arena), for the cache */
     size_t wlen;
+    int guessed;                   /* not cached, not read: taken to be absent */
 };
 
 /* One window's state inside a key's blob. */
 struct section {
     const struct dg_window *w; /* NULL: a window this rule set lacks, kept as is */
     uint64_t state_hash;
-    const char *raw;           /* its bytes, when w is NULL */
+    char *raw;                 /* its bytes, when w is NULL (malloc'd) */
     size_t rawlen;
     int live;                  /* st holds a state (read or created) */
     struct dg_wstate st;
     struct zset *z;            /* its distinct set, or NULL */
 };
 
-/* A key (one value of some key fields) this batch reads or writes: the
- * windows keyed by those fields share one Redis string. */
+/* A key (one value of some key fields): the windows keyed by those fields
+ * share one Redis string. Decoded, it stays in the cache across batches
+ * (what Redis holds, as of the last read or write here) until it expires
+ * or a batch that changed it fails, which drops it. */
 struct gentry {
-    const char *key;           /* Redis key, in the batch arena */
+    const char *key;           /* Redis key, allocated with the entry */
     size_t keylen;
     int existed;               /* present when read */
     unsigned char ver[8];      /* the version read */
+    int64_t expires_ms;        /* wall clock: then it is read again */
+    uint64_t seq;              /* the batch that last touched it */
+    int known;                 /* state read, written, or taken to be absent */
     int dirty;                 /* a section changed: write it */
     const char *wblob;         /* what commit writes (arena), for the cache */
     size_t wlen;
     int64_t wttl;
+    int guessed;               /* not cached, not read: taken to be absent */
     struct section *sec;
     size_t nsec, capsec;
 };
@@ -200,7 +212,13 @@ struct rstate {
     char sha[41];
     /* the batch between apply() and commit() */
     dg_arena arena;
-    dg_hmap blobs;             /* Redis key -> struct gentry */
+    dg_hmap gc;                /* Redis key -> struct gentry, across batches
+                                  (borrowed keys) */
+    const struct dg_ruleset *gc_rs; /* the rule set gc's sections point into */
+    size_t gc_cursor;
+    uint64_t seq;              /* batches applied */
+    struct gentry **opg;       /* the gentry of each window op of the batch, in order */
+    size_t nopg, capopg;
     dg_hmap dvals;             /* zkey '\x1f' member -> struct dentry */
     dg_hmap zsets;             /* zkey -> struct zset */
     struct gentry **bl;        /* in first-touch order */
@@ -227,6 +245,9 @@ struct rstate {
     int fz_valid;              /* fz and fver are as Redis had them */
     dg_hmap known;             /* e:<event_id> -> malloc'd decision: events the
                                   last commit found decided already */
+    double present;            /* how often a key not cached turned out to exist
+                                  (moving average): below GUESS_BELOW, such keys
+                                  are taken to be absent instead of read first */
     struct dg_redis_stats stats;
 };
 
@@ -448,6 +469,13 @@ static void cache_sweep(struct rstate *r, int64_t now, size_t slots)
     }
 }
 
+/* Of n keys not cached, k existed: the moving average follows. */
+static void note_present(struct rstate *r, size_t k, size_t n)
+{
+    if (n)
+        r->present = 0.8 * r->present + 0.2 * ((double)k / (double)n);
+}
+
 static void known_clear(struct rstate *r)
 {
     for (size_t i = 0; i < r->known.cap; i++)
@@ -461,31 +489,60 @@ void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out)
 {
     struct rstate *r = (struct rstate *)st;
     *out = r->stats;
-    out->cache_keys = r->cache.n;
+    out->cache_keys = r->cache.n + r->gc.n;
     out->cache_bytes = r->cache_bytes;
 }
 
 /* ------------------------------------------------------------------ */
 /* the batch                                                          */
 
+static void gentry_free(struct gentry *g)
+{
+    for (size_t k = 0; k < g->nsec; k++) {
+        dg_wstate_release(&g->sec[k].st);
+        free(g->sec[k].raw);
+    }
+    free(g->sec);
+    free(g);
+}
+
+static void gc_drop(struct rstate *r, struct gentry *g)
+{
+    dg_hmap_del(&r->gc, g->key, g->keylen);
+    gentry_free(g);
+}
+
+static void gc_clear(struct rstate *r)
+{
+    for (size_t i = 0; i < r->gc.cap; i++)
+        if (r->gc.slots[i].hash)
+            gentry_free(r->gc.slots[i].val);
+    dg_hmap_free(&r->gc);
+    dg_hmap_init_borrowed(&r->gc);
+    r->gc_cursor = 0;
+}
+
+/* The end of a batch (committed, or not: see batch_abort). */
 static void batch_reset(struct rstate *r)
 {
-    for (size_t i = 0; i < r->nbl; i++) {
-        for (size_t k = 0; k < r->bl[i]->nsec; k++)
-            dg_wstate_release(&r->bl[i]->sec[k].st);
-        free(r->bl[i]->sec);
-    }
-    r->nbl = r->ndl = r->nzl = r->nrl = 0;
+    r->nbl = r->ndl = r->nzl = r->nrl = r->nopg = 0;
     dg_hmap_free(&r->recs);
     dg_hmap_init(&r->recs);
-    dg_hmap_free(&r->blobs);
     dg_hmap_free(&r->dvals);
     dg_hmap_free(&r->zsets);
-    dg_hmap_init(&r->blobs);
     dg_hmap_init(&r->dvals);
     dg_hmap_init(&r->zsets);
     dg_arena_reset(&r->arena);
     r->batch_open = 0;
+}
+
+/* A batch that will not be committed as applied: the keys it touched may
+ * hold its changes (or guesses), so they leave the cache. */
+static void batch_abort(struct rstate *r)
+{
+    for (size_t i = 0; i < r->nbl; i++)
+        gc_drop(r, r->bl[i]);
+    batch_reset(r);
 }
 
 static const char *pkey(struct rstate *r, const char *kind, const char *a, size_t al,
@@ -529,24 +586,55 @@ static struct rentry *rentry_for(struct rstate *r, const char *id)
     return e;
 }
 
-static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
-                                 const struct dg_winop *op)
+/* The Redis key of window w's key op->key, in r->kb. */
+static void gkey(struct rstate *r, const struct dg_window *w, const struct dg_winop *op)
 {
     static const char hex[] = "0123456789abcdef";
-    char ks[16];
-    size_t len;
+    size_t pl = strlen(r->prefix);
     uint64_t v = w->keyset_hash;
+    dg_buf_reserve(&r->kb, pl + 2 + 16 + 1 + op->keylen + 1);
+    char *p = r->kb.data;
+    memcpy(p, r->prefix, pl);
+    p += pl;
+    *p++ = 'g';
+    *p++ = ':';
     for (int i = 15; i >= 0; i--, v >>= 4)
-        ks[i] = hex[v & 15];
-    const char *k = pkey(r, "g:", ks, 16, op->key, op->keylen, &len);
-    struct gentry *g = dg_hmap_get(&r->blobs, k, len);
-    if (g)
+        p[i] = hex[v & 15];
+    p += 16;
+    *p++ = ':';
+    memcpy(p, op->key, op->keylen);
+    p += op->keylen;
+    *p = '\0';
+    r->kb.len = (size_t)(p - r->kb.data);
+}
+
+/* The entry of key op->key of window w, from the cache or new (state not
+ * known yet); joins the batch's list on its first touch. */
+static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
+                                 const struct dg_winop *op, int64_t now)
+{
+    gkey(r, w, op);
+    struct gentry *g = dg_hmap_get(&r->gc, r->kb.data, r->kb.len);
+    if (g && g->seq != r->seq && g->expires_ms <= now) {
+        gc_drop(r, g);
+        g = NULL;
+    }
+    if (!g) {
+        g = dg_xcalloc(1, sizeof(*g) + r->kb.len + 1);
+        char *k = (char *)(g + 1);
+        memcpy(k, r->kb.data, r->kb.len + 1);
+        g->key = k;
+        g->keylen = r->kb.len;
+        dg_hmap_put(&r->gc, k, g->keylen, g);
+    }
+    if (g->seq == r->seq)
         return g;
-    g = dg_arena_alloc(&r->arena, sizeof(*g));
-    memset(g, 0, sizeof(*g));
-    g->key = k;
-    g->keylen = len;
-    dg_hmap_put(&r->blobs, k, len, g);
+    g->seq = r->seq;
+    g->dirty = 0;
+    g->guessed = 0;
+    g->wblob = NULL;
+    for (size_t k = 0; k < g->nsec; k++)
+        g->sec[k].z = NULL;
     if (r->nbl == r->capbl) {
         r->capbl = r->capbl ? r->capbl * 2 : 64;
         r->bl = dg_xrealloc(r->bl, r->capbl * sizeof(*r->bl));
@@ -568,11 +656,9 @@ static struct section *section_add(struct gentry *g, uint64_t state_hash)
     return s;
 }
 
-/* The section of window w in key op->key (created empty when missing). */
-static struct section *section_for(struct rstate *r, const struct dg_window *w,
-                                   const struct dg_winop *op)
+/* The section of window w in g (created empty when missing). */
+static struct section *section_for(struct gentry *g, const struct dg_window *w)
 {
-    struct gentry *g = gentry_for(r, w, op);
     for (size_t i = 0; i < g->nsec; i++)
         if (g->sec[i].state_hash == w->state_hash)
             return &g->sec[i];
@@ -639,7 +725,7 @@ static int decode_blob(struct rstate *r, const struct dg_ruleset *rs, struct gen
                 return -1;
             s->live = 1;
         } else {
-            s->raw = dg_arena_strndup(&r->arena, (const char *)p, l);
+            s->raw = dg_xstrndup((const char *)p, l);
             s->rawlen = l;
         }
         p += l;
@@ -840,44 +926,73 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     int rc = -1;
     int64_t now = wall_ms();
 
-    batch_reset(r);
+    if (r->batch_open)
+        batch_abort(r); /* applied, never committed */
+    else
+        batch_reset(r);
     if (connect_redis(r))
         return -1;
+    r->seq++;
     cache_sweep(r, now, 64);
+    if (rs != r->gc_rs || r->gc.n > GC_MAX_KEYS) {
+        gc_clear(r); /* sections point into the rule set; bounded memory */
+        r->gc_rs = rs;
+    }
+    for (size_t i = 0; i < 64 && r->gc.n; i++) {
+        struct dg_hslot *sl = dg_hmap_slot(&r->gc, &r->gc_cursor);
+        if (sl && ((struct gentry *)sl->val)->expires_ms <= now) {
+            struct gentry *g = sl->val;
+            dg_hmap_del_slot(&r->gc, sl);
+            gentry_free(g);
+        }
+    }
 
     /* the keys the batch needs */
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
-        for (size_t o = 0; o < it->nops; o++)
-            gentry_for(r, &rs->windows[it->ops[o].win], &it->ops[o]);
+        for (size_t o = 0; o < it->nops; o++) {
+            struct gentry *g = gentry_for(r, &rs->windows[it->ops[o].win], &it->ops[o], now);
+            if (r->nopg == r->capopg) {
+                r->capopg = r->capopg ? 2 * r->capopg : 1024;
+                r->opg = dg_xrealloc(r->opg, r->capopg * sizeof(*r->opg));
+            }
+            r->opg[r->nopg++] = g;
+        }
         for (size_t k = 0; k < it->nreq_ids; k++)
             rentry_for(r, it->req_ids[k]);
     }
 
-    /* from the cache, or to be read */
+    /* from the cache, or to be read - or, when keys not cached have
+     * mostly been new lately, taken to be absent: the commit script checks
+     * that, and sends what they hold when it is wrong */
+    int guess = r->present < GUESS_BELOW;
     miss_g = dg_xcalloc(r->nbl + 1, sizeof(*miss_g));
     miss_r = dg_xcalloc(r->nrl + 1, sizeof(*miss_r));
     arg_str(&mget, "MGET");
     for (size_t i = 0; i < r->nbl; i++) {
         struct gentry *g = r->bl[i];
-        const struct centry *ce = cache_get(r, g->key, g->keylen, now);
-        if (!ce) {
-            miss_g[nmg++] = i;
-            arg(&mget, g->key, g->keylen);
+        if (g->known) {
+            r->stats.keys_cached++;
             continue;
         }
-        r->stats.keys_cached++;
-        if (!ce->existed)
+        if (guess) {
+            g->guessed = g->known = 1;
+            g->existed = 0;
+            g->expires_ms = now + CACHE_READ_MS;
+            r->stats.keys_guessed++;
             continue;
-        if (decode_blob(r, rs, g, ce->data, ce->len) != 0) {
-            fail(r, DG_STATE_CORRUPT, "key '%.*s' does not hold window state", (int)g->keylen, g->key);
-            goto out;
         }
-        g->existed = 1;
+        miss_g[nmg++] = i;
+        arg(&mget, g->key, g->keylen);
     }
     for (size_t i = 0; i < r->nrl; i++) {
         struct rentry *re = r->rl[i];
         const struct centry *ce = cache_get(r, re->key, re->keylen, now);
+        if (!ce && guess) {
+            re->guessed = 1;
+            r->stats.keys_guessed++;
+            continue;
+        }
         if (!ce) {
             miss_r[nmr++] = i;
             arg(&mget, re->key, re->keylen);
@@ -913,6 +1028,10 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                 goto out;
             }
             int64_t until = now + CACHE_READ_MS;
+            size_t there_n = 0;
+            for (size_t k = 0; k < nmg + nmr; k++)
+                there_n += rep->element[k]->type == REDIS_REPLY_STRING;
+            note_present(r, there_n, nmg + nmr);
             for (size_t k = 0; k < nmg; k++) {
                 struct gentry *g = r->bl[miss_g[k]];
                 redisReply *e = rep->element[k];
@@ -922,7 +1041,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                     goto out;
                 }
                 g->existed = there;
-                cache_put(r, g->key, g->keylen, there ? e->str : NULL, there ? e->len : 0, there, until);
+                g->known = 1;
+                g->expires_ms = until;
             }
             for (size_t k = 0; k < nmr; k++) {
                 struct rentry *re = r->rl[miss_r[k]];
@@ -980,13 +1100,13 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
 
     /* a second round trip only for keys whose distinct values outgrew the
      * blob: where each value the batch adds was last seen */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0, og = 0; i < n; og += items[i].nops, i++)
         for (size_t o = 0; o < items[i].nops && !items[i].dup; o++) {
             struct dg_winop *op = &items[i].ops[o];
             const struct dg_window *w = &rs->windows[op->win];
             if (!op->add || !(w->agg->need & DG_NEED_DISTINCT))
                 continue;
-            struct section *sec = section_for(r, w, op);
+            struct section *sec = section_for(r->opg[og + o], w);
             if (sec->st.ext)
                 dentry_for(r, zset_for(r, w, op), op->vhash, 1);
         }
@@ -1028,7 +1148,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         r->seen = dg_xrealloc(r->seen, r->seen_cap * sizeof(*r->seen));
     }
     memset(r->seen, 0xff, r->seen_cap * sizeof(*r->seen));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0, og = 0; i < n; og += items[i].nops, i++) {
         struct dg_item *it = &items[i];
         it->frozen = 0;
         it->late = 0;
@@ -1057,8 +1177,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            struct gentry *g = gentry_for(r, w, op);
-            struct section *sec = section_for(r, w, op);
+            struct gentry *g = r->opg[og + o];
+            struct section *sec = section_for(g, w);
             if (!sec->live) {
                 if (!op->add) { /* a read of a key never written: empty */
                     memset(&op->raw, 0, sizeof(op->raw));
@@ -1099,6 +1219,8 @@ out:
     args_free(&mget);
     free(miss_g);
     free(miss_r);
+    if (rc != 0)
+        batch_abort(r);
     return rc;
 }
 
@@ -1300,20 +1422,51 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
     if (rep->element[0]->integer == 0) {
         /* keys changed since this instance read or wrote them: forget
          * them (and the freezes, if they changed), read, judge again */
-        size_t fvl;
-        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+        size_t fvl, nguess = 0, present = 0, pl = strlen(r->prefix);
         const char *first = "?";
-        for (size_t k = 1; k < rep->elements; k++) {
-            const redisReply *e = rep->element[k];
+        int64_t until = wall_ms() + CACHE_READ_MS;
+        for (size_t i = 0; i < r->nbl; i++)
+            nguess += r->bl[i]->guessed;
+        for (size_t i = 0; i < r->nrl; i++)
+            nguess += r->rl[i]->guessed;
+        batch_abort(r); /* the keys it touched hold its changes */
+        const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
+        for (size_t k = 1; k + 1 < rep->elements; k += 2) {
+            const redisReply *e = rep->element[k], *v = rep->element[k + 1];
             if (e->type != REDIS_REPLY_STRING)
                 continue;
             if (k == 1)
                 first = e->str;
-            if (e->len == fvl && !memcmp(e->str, fv, fvl))
+            if (e->len == fvl && !memcmp(e->str, fv, fvl)) {
                 r->fz_valid = 0;
-            else
+                continue;
+            }
+            int is_g = e->len > pl + 2 && !memcmp(e->str + pl, "g:", 2);
+            if (!is_g && v->type == REDIS_REPLY_STRING) {
+                cache_put(r, e->str, e->len, v->str, v->len, 1, until);
+            } else if (!is_g) {
                 cache_forget(r, e->str, e->len);
+            } else if (v->type == REDIS_REPLY_STRING && r->gc_rs) {
+                /* what it holds now, decoded for the next attempt */
+                struct gentry *g = dg_xcalloc(1, sizeof(*g) + e->len + 1);
+                char *key = (char *)(g + 1);
+                memcpy(key, e->str, e->len);
+                g->key = key;
+                g->keylen = e->len;
+                if (decode_blob(r, r->gc_rs, g, v->str, v->len) != 0) {
+                    gentry_free(g);
+                    continue;
+                }
+                g->known = g->existed = 1;
+                g->expires_ms = until;
+                struct gentry *old = dg_hmap_put(&r->gc, g->key, g->keylen, g);
+                if (old && old != g)
+                    gentry_free(old);
+            }
         }
+        for (size_t k = 1; k + 1 < rep->elements; k += 2)
+            present += rep->element[k + 1]->type == REDIS_REPLY_STRING;
+        note_present(r, present < nguess ? present : nguess, nguess);
         r->stats.conflicts++;
         fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", first);
         goto out;
@@ -1343,17 +1496,26 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
     /* written: the cache holds what Redis holds now */
     {
         int64_t now = wall_ms();
+        size_t nguess = 0;
         for (size_t i = 0; i < r->nbl; i++) {
-            const struct gentry *g = r->bl[i];
-            if (g->dirty)
-                cache_put(r, g->key, g->keylen, g->wblob, g->wlen, 1, now + g->wttl - CACHE_MARGIN_MS);
+            struct gentry *g = r->bl[i];
+            nguess += g->guessed; /* the script saw those absent */
+            if (!g->dirty)
+                continue;
+            memcpy(g->ver, g->wblob, 8); /* the version it wrote */
+            g->existed = 1;
+            g->expires_ms = now + g->wttl - CACHE_MARGIN_MS;
         }
         for (size_t i = 0; i < r->nrl; i++) {
             const struct rentry *re = r->rl[i];
+            nguess += re->guessed;
             if (re->write)
                 cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
                           now + DG_REQUEST_RETENTION_MS - CACHE_MARGIN_MS);
+            else if (re->guessed)
+                cache_put(r, re->key, re->keylen, NULL, 0, 0, now + CACHE_READ_MS);
         }
+        note_present(r, 0, nguess);
         if (rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer > 0)
             r->fz_valid = 0; /* freezes placed: read them (and their version) again */
         if (r->known.n)
@@ -1366,7 +1528,10 @@ out:
     args_free(&a);
     dg_buf_free(&blob);
     free(eidx);
-    batch_reset(r);
+    if (rc != 0)
+        batch_abort(r);
+    else
+        batch_reset(r);
     return rc;
 }
 
@@ -1378,17 +1543,19 @@ static int redis_peek(struct dg_state *st, const struct dg_window *w, const char
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
-    batch_reset(r);
     if (connect_redis(r))
         return -2;
     op.key = key;
     op.keylen = (uint32_t)keylen;
-    struct gentry *g = gentry_for(r, w, &op);
-    const char *argv[2] = {"GET", g->key};
-    size_t lens[2] = {3, g->keylen};
+    gkey(r, w, &op); /* read from Redis, never from the cache */
+    struct gentry *g = dg_xcalloc(1, sizeof(*g));
+    const char *argv[2] = {"GET", r->kb.data};
+    size_t lens[2] = {3, r->kb.len};
     redisReply *rep = cmd(r, 2, argv, lens);
-    if (!rep)
+    if (!rep) {
+        gentry_free(g);
         return -2;
+    }
     if (rep->type == REDIS_REPLY_STRING) {
         /* decode against a one-window "rule set": other sections stay raw */
         struct dg_ruleset one = {0};
@@ -1404,7 +1571,7 @@ static int redis_peek(struct dg_state *st, const struct dg_window *w, const char
                 }
     }
     freeReplyObject(rep);
-    batch_reset(r);
+    gentry_free(g);
     return rc;
 }
 
@@ -1412,7 +1579,9 @@ static void redis_destroy(struct dg_state *st)
 {
     struct rstate *r = (struct rstate *)st;
     batch_reset(r);
-    dg_hmap_free(&r->blobs);
+    gc_clear(r);
+    dg_hmap_free(&r->gc);
+    free(r->opg);
     dg_hmap_free(&r->dvals);
     dg_arena_free(&r->arena);
     if (r->c)
@@ -1458,13 +1627,14 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     r->db = o->db;
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
     dg_arena_init(&r->arena, 64 * 1024);
-    dg_hmap_init(&r->blobs);
+    dg_hmap_init_borrowed(&r->gc);
     dg_hmap_init(&r->dvals);
     dg_hmap_init(&r->zsets);
     dg_hmap_init(&r->recs);
     dg_hmap_init_borrowed(&r->cache);
     dg_hmap_init(&r->fz);
     dg_hmap_init(&r->known);
+    r->present = 1; /* read first, until keys not cached turn out to be new */
     const char *rec = getenv("DG_REDIS_RECORD");
     if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
         snprintf(err, errsz, "DG_REDIS_RECORD: cannot write '%s'", rec);
