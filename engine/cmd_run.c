@@ -12,6 +12,9 @@
  * a redelivery change nothing and return the stored decision, so it is
  * never a double count either. A failed delivery rewinds every partition
  * to the first offset not stored and forgets the later batches in flight.
+ * While Redis runs a batch's commit script, the engine reads and decodes
+ * the next batch (prefetch), so the two overlap; that batch is decided
+ * only after the first one's outcome is known (a second pipeline holds it).
  *
  * Failure handling lives here: the state backend failing (pause, back off,
  * keep serving the group, retry the same batch), a delivery failing (seek
@@ -198,6 +201,14 @@ struct run {
     size_t n;
     struct dg_tp *first, *next; /* per partition of the batch: first offset, last + 1 */
     size_t nparts;
+    struct pre {                /* the next batch, read and decoded early */
+        dg_pipeline *p;
+        struct dg_msg *msgs;
+        size_t n;
+        struct dg_tp *first, *next;
+        size_t nparts;
+    } pre;
+    int drop_pre;               /* revocation: read the prefetched batch again */
     struct flight fl[MAX_FLIGHTS]; /* ring, oldest at fl_head */
     size_t fl_head, fl_n;
     struct dg_tp *rewind;       /* where a failed delivery sends partitions back */
@@ -703,7 +714,7 @@ static void swap_rules(struct run *r)
     if (!rs)
         return;
     retire(r, RETIRE_ALL); /* their figures name the running set's rules */
-    if (dg_pipeline_set_rules(r->p, rs) != 0) {
+    if (r->pre.n || dg_pipeline_set_rules(r->p, rs) != 0 || dg_pipeline_set_rules(r->pre.p, rs) != 0) {
         pthread_mutex_lock(&ld->lock); /* a batch is pending: next time */
         if (!ld->ready)
             ld->ready = rs;
@@ -840,6 +851,8 @@ static void on_revoke(void *ud, const struct dg_tp *tps, size_t n)
     r->in_callback = 1;
     retire(r, RETIRE_ALL);
     r->in_callback = 0;
+    if (r->pre.n)
+        r->drop_pre = 1;
     if (!r->waiting)
         return;
     for (size_t i = 0; i < r->nparts; i++)
@@ -859,29 +872,91 @@ static const char *intern_topic(struct run *r, const char *topic)
     return r->topics[r->ntopics++] = dg_xstrdup(topic);
 }
 
-/* The partitions of the batch, with their first offset and last + 1. A
+/* The partitions of messages, with their first offset and last + 1. A
  * batch holds few partitions: the linear search is fine. */
-static void index_batch(struct run *r)
+static size_t index_msgs(struct run *r, const struct dg_msg *msgs, size_t n, struct dg_tp *first,
+                         struct dg_tp *next)
 {
-    r->nparts = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct dg_msg *m = &r->msgs[i];
+    size_t nparts = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dg_msg *m = &msgs[i];
         size_t k = 0;
-        while (k < r->nparts &&
-               (r->first[k].partition != m->partition || strcmp(r->first[k].topic, m->topic)))
+        while (k < nparts && (first[k].partition != m->partition || strcmp(first[k].topic, m->topic)))
             k++;
-        if (k == r->nparts) {
+        if (k == nparts) {
             const char *topic = intern_topic(r, m->topic);
-            r->first[k] = (struct dg_tp){topic, m->partition, m->offset};
-            r->next[k] = (struct dg_tp){topic, m->partition, m->offset + 1};
-            r->nparts++;
+            first[k] = (struct dg_tp){topic, m->partition, m->offset};
+            next[k] = (struct dg_tp){topic, m->partition, m->offset + 1};
+            nparts++;
             continue;
         }
-        if (m->offset < r->first[k].offset)
-            r->first[k].offset = m->offset;
-        if (m->offset + 1 > r->next[k].offset)
-            r->next[k].offset = m->offset + 1;
+        if (m->offset < first[k].offset)
+            first[k].offset = m->offset;
+        if (m->offset + 1 > next[k].offset)
+            next[k].offset = m->offset + 1;
     }
+    return nparts;
+}
+
+static void index_batch(struct run *r)
+{
+    r->nparts = index_msgs(r, r->msgs, r->n, r->first, r->next);
+}
+
+static void push_all(dg_pipeline *p, const struct dg_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dg_pipeline_push(p, msgs[i].value ? msgs[i].value : "", msgs[i].len, (void *)(uintptr_t)i);
+}
+
+/* While the batch in hand commits: read what is already there and decode
+ * it into the second pipeline (no waiting). */
+static void prefetch(struct run *r)
+{
+    struct pre *b = &r->pre;
+    if (b->n || stop_requested || r->nrewind || dg_consumer_paused(r->src))
+        return;
+    ssize_t n = dg_consumer_poll(r->src, b->msgs, r->cfg->batch, 0, 0);
+    if (n <= 0)
+        return; /* an error shows again at the next poll */
+    b->n = (size_t)n;
+    b->nparts = index_msgs(r, b->msgs, b->n, b->first, b->next);
+    push_all(b->p, b->msgs, b->n);
+}
+
+/* Forget the prefetched batch: nothing of it was decided, so its
+ * partitions (those still assigned) go back to its first offsets. */
+static void drop_prefetched(struct run *r)
+{
+    struct pre *b = &r->pre;
+    r->drop_pre = 0;
+    if (!b->n)
+        return;
+    dg_pipeline_discard(b->p);
+    if (!stop_requested && dg_consumer_seek(r->src, b->first, b->nparts) != 0)
+        dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
+    dg_consumer_release(r->src, b->msgs, b->n);
+    b->n = 0;
+}
+
+/* The prefetched batch becomes the batch in hand (pushed already). */
+static void take_prefetched(struct run *r)
+{
+    struct pre *b = &r->pre;
+    dg_pipeline *p = r->p;
+    struct dg_msg *msgs = r->msgs;
+    struct dg_tp *first = r->first, *next = r->next;
+    r->p = b->p;
+    r->msgs = b->msgs;
+    r->n = b->n;
+    r->first = b->first;
+    r->next = b->next;
+    r->nparts = b->nparts;
+    b->p = p;
+    b->msgs = msgs;
+    b->first = first;
+    b->next = next;
+    b->n = b->nparts = 0;
 }
 
 static int backoff_next(int ms)
@@ -947,6 +1022,16 @@ static void delivery_failed(struct run *r, size_t failed, const char *err)
     for (size_t i = 0; i < nfl; i++) {
         const struct flight *f = &r->fl[(r->fl_head + i) % MAX_FLIGHTS];
         rewind_add(r, f->first, f->nparts);
+    }
+    if (r->pre.n) { /* read after them: read again */
+        rewind_add(r, r->pre.first, r->pre.nparts);
+        dg_pipeline_discard(r->pre.p);
+        if (!r->in_callback) {
+            dg_consumer_release(r->src, r->pre.msgs, r->pre.n);
+            r->pre.n = 0;
+        } else {
+            r->drop_pre = 1;
+        }
     }
     r->fl_n = 0;
     dg_producer_forget_until(r->out, last + 1);
@@ -1021,7 +1106,16 @@ static void take_off(struct run *r, double decide_s)
  * decided (its offsets are stored once acknowledged), 1 when it will be
  * read again (revoked, an earlier batch undelivered, shutting down during
  * an outage), -1 on a fatal consumer error. */
-static int process_batch(struct run *r)
+/* Decide the batch in hand; while Redis commits it, prefetch the next. */
+static int decide_now(struct run *r, char *err, size_t errsz)
+{
+    if (dg_pipeline_start(r->p, err, errsz) != 0)
+        return -1;
+    prefetch(r);
+    return dg_pipeline_finish(r->p, err, errsz);
+}
+
+static int process_batch(struct run *r, int pushed)
 {
     char err[512];
     int backoff = BACKOFF_MIN_MS;
@@ -1037,12 +1131,10 @@ static int process_batch(struct run *r)
         }
     }
     tally_reset(r);
-    for (size_t i = 0; i < r->n; i++)
-        dg_pipeline_push(r->p, r->msgs[i].value ? r->msgs[i].value : "", r->msgs[i].len,
-                         (void *)(uintptr_t)i);
+    if (!pushed)
+        push_all(r->p, r->msgs, r->n);
 
-    for (t0 = dg_now_seconds(); dg_pipeline_flush(r->p, emit, r, err, sizeof err) != 0;
-         t0 = dg_now_seconds()) {
+    for (t0 = dg_now_seconds(); decide_now(r, err, sizeof err) != 0; t0 = dg_now_seconds()) {
         /* nothing was emitted and the batch is kept: no decision, no offset */
         set_state_up(r, 0, err);
         if (r->mx)
@@ -1074,6 +1166,7 @@ static int process_batch(struct run *r)
         }
         if (r->revoked || stop_requested) {
             dg_pipeline_discard(r->p);
+            drop_prefetched(r); /* read after this one */
             log_event(DG_LOG_INFO, "batch_dropped",
                       "%s while waiting for redis: dropped the undecided batch of %zu event%s "
                       "(no state applied, no offset stored; %s)",
@@ -1093,6 +1186,7 @@ static int process_batch(struct run *r)
         backoff = backoff_next(backoff);
     }
     double decide_s = dg_now_seconds() - t0;
+    dg_pipeline_emit(r->p, emit, r); /* emit never refuses: a send that fails fails its round */
     if (outage_start) {
         size_t resumed = dg_consumer_resume(r->src);
         set_state_up(r, 1, NULL);
@@ -1247,20 +1341,25 @@ int dg_cmd_run(int argc, char **argv)
     atomic_store(&r.redis_ok, 1);
 
     r.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
+    r.pre.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
     dg_pipeline_set_max_future(r.p, cfg->max_future_ms);
-    { /* signed decisions (docs/signing.md): the pipeline owns the signer */
+    dg_pipeline_set_max_future(r.pre.p, cfg->max_future_ms);
+    for (int k = 0; k < 2; k++) { /* signed decisions (docs/signing.md): a pipeline owns its signer */
         dg_signer *sg = dg_signer_open(cfg->signing.key_id, cfg->signing.key_file,
                                        cfg->signing.key_env, err, sizeof err);
         if (!sg && err[0]) {
             dg_log(DG_LOG_ERROR, "%s", err);
             goto out_pipeline;
         }
-        if (sg)
+        if (sg && !k)
             dg_log(DG_LOG_INFO, "signing decisions with key id '%s' (%zu-byte key)",
                    dg_signer_kid(sg), dg_signer_keylen(sg));
-        dg_pipeline_set_signer(r.p, sg);
+        dg_pipeline_set_signer(k ? r.pre.p : r.p, sg);
     }
     r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
+    r.pre.msgs = dg_xcalloc(cfg->batch, sizeof(*r.pre.msgs));
+    r.pre.first = dg_xcalloc(cfg->batch, sizeof(*r.pre.first));
+    r.pre.next = dg_xcalloc(cfg->batch, sizeof(*r.pre.next));
     r.t.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.t.dec_ts));
     r.first = dg_xcalloc(cfg->batch, sizeof(*r.first));
     r.next = dg_xcalloc(cfg->batch, sizeof(*r.next));
@@ -1318,6 +1417,20 @@ int dg_cmd_run(int argc, char **argv)
 
     rc = 0;
     while (!stop_requested) {
+        if (r.drop_pre)
+            drop_prefetched(&r);
+        if (r.pre.n) { /* read while the last batch committed */
+            take_prefetched(&r);
+            int pr = process_batch(&r, 1);
+            dg_consumer_release(r.src, r.msgs, r.n);
+            r.n = 0;
+            if (pr < 0) {
+                dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
+                rc = 1;
+                break;
+            }
+            continue;
+        }
         swap_rules(&r);
         tick(&r, 0);
         ssize_t n = dg_consumer_poll(r.src, r.msgs, cfg->batch, POLL_WAIT_MS, cfg->linger_ms);
@@ -1344,7 +1457,7 @@ int dg_cmd_run(int argc, char **argv)
         if (!n)
             continue;
         r.n = (size_t)n;
-        int pr = process_batch(&r);
+        int pr = process_batch(&r, 0);
         dg_consumer_release(r.src, r.msgs, r.n);
         r.n = 0;
         if (pr < 0) {
@@ -1356,6 +1469,7 @@ int dg_cmd_run(int argc, char **argv)
 
     atomic_store(&r.stopping, 1);
     log_event(DG_LOG_INFO, "shutdown", "shutting down: committing offsets and leaving the group");
+    drop_prefetched(&r); /* read, not decided: read again on restart */
     retire(&r, RETIRE_ALL); /* the batches in flight: acknowledged, then stored */
     /* the HTTP thread reads r.src: stop it before the consumer goes */
     dg_metrics_stop(r.httpd);
@@ -1364,7 +1478,11 @@ int dg_cmd_run(int argc, char **argv)
     if (dg_consumer_close(r.src) != 0)
         rc = 1;
     {
-        const struct dg_pipeline_stats *s = dg_pipeline_stats(r.p);
+        const struct dg_pipeline_stats *s1 = dg_pipeline_stats(r.p), *s2 = dg_pipeline_stats(r.pre.p);
+        struct dg_pipeline_stats sum = *s1, *s = &sum;
+        sum.inputs += s2->inputs;
+        for (int a = 0; a < DG_NACTIONS; a++)
+            sum.actions[a] += s2->actions[a];
         struct dg_log_field f[] = {DG_LF_STR("event", "stopped"), DG_LF_NUM("batches", r.batches),
                                    DG_LF_NUM("inputs", s->inputs), DG_LF_NUM("decisions", r.decisions),
                                    DG_LF_NUM("dead_letters", r.dead_letters),
@@ -1396,6 +1514,10 @@ int dg_cmd_run(int argc, char **argv)
 out_pipeline:
     loader_stop(&r.ld);
     free(r.msgs);
+    free(r.pre.msgs);
+    free(r.pre.first);
+    free(r.pre.next);
+    dg_pipeline_free(r.pre.p);
     free(r.t.dec_ts);
     free(r.first);
     free(r.next);

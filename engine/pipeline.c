@@ -55,6 +55,9 @@ struct dg_pipeline {
                                earlier in this batch */
     dg_buf problem;
     int decided_at;
+    char decided_at_buf[32];
+    const char *dat;        /* the batch's decided_at, or NULL */
+    int sent;               /* a commit was sent, its outcome not read */
     int64_t max_future_ms;
     dg_signer *signer;      /* owned; NULL: decisions are not signed */
     struct dg_pipeline_stats stats;
@@ -122,6 +125,10 @@ int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
 
 void dg_pipeline_discard(dg_pipeline *p)
 {
+    if (p->sent) { /* its outcome does not matter: nothing is emitted */
+        p->sent = 0;
+        p->st->ops->commit_recv(p->st, p->items, p->nitems);
+    }
     p->n = 0;
     p->nitems = 0;
     dg_arena_reset(&p->arena);
@@ -479,8 +486,9 @@ static void copy_duplicate(dg_pipeline *p, size_t i)
     }
 }
 
-/* Apply, judge and commit the pending batch once: 0, or -1 with st->err. */
-static int decide(dg_pipeline *p, const char *dat)
+/* Apply, judge and commit the pending batch once (send: only start the
+ * commit, where the backend can): 0, or -1 with st->err. */
+static int decide(dg_pipeline *p, const char *dat, int send)
 {
     if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
         return -1;
@@ -498,9 +506,13 @@ static int decide(dg_pipeline *p, const char *dat)
         else
             judge(p, s, &p->items[s->item], dat);
     }
-    if (p->nitems && p->st->ops->commit(p->st, p->items, p->nitems) != 0)
-        return -1;
-    return 0;
+    if (!p->nitems)
+        return 0;
+    if (send && p->st->ops->commit_send) {
+        p->sent = 1;
+        return p->st->ops->commit_send(p->st, p->items, p->nitems);
+    }
+    return p->st->ops->commit(p->st, p->items, p->nitems);
 }
 
 static void count(dg_pipeline *p, const struct slot *s)
@@ -523,28 +535,60 @@ static void count(dg_pipeline *p, const struct slot *s)
             p->stats.freezes_placed++;
 }
 
+/* After a failed attempt (rc != 0): while it is a conflict, decide again
+ * (another instance changed state this batch read, or decided some of its
+ * events: nothing was written, nothing was emitted). */
+static int retry(dg_pipeline *p, int rc, char *errstr, size_t errsz)
+{
+    for (int attempt = 0; rc != 0; attempt++) {
+        if (p->st->err != DG_STATE_CONFLICT || attempt >= MAX_CONFLICT_RETRIES) {
+            snprintf(errstr, errsz, "%s", p->st->errstr);
+            return -1;
+        }
+        rc = decide(p, p->dat, 0);
+    }
+    return 0;
+}
+
+int dg_pipeline_start(dg_pipeline *p, char *errstr, size_t errsz)
+{
+    p->sent = 0;
+    if (!p->n)
+        return 0;
+    p->dat = NULL;
+    if (p->decided_at) {
+        now_rfc3339(p->decided_at_buf);
+        p->dat = p->decided_at_buf;
+    }
+    int rc = decide(p, p->dat, 1);
+    if (rc == 0)
+        return 0;
+    p->sent = 0;
+    return retry(p, rc, errstr, errsz);
+}
+
+int dg_pipeline_finish(dg_pipeline *p, char *errstr, size_t errsz)
+{
+    if (!p->sent)
+        return 0;
+    p->sent = 0;
+    return retry(p, p->st->ops->commit_recv(p->st, p->items, p->nitems), errstr, errsz);
+}
+
 int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr, size_t errsz)
 {
-    char decided_at[32];
-    const char *dat = NULL;
+    if (dg_pipeline_start(p, errstr, errsz) != 0 || dg_pipeline_finish(p, errstr, errsz) != 0)
+        return -1;
+    return dg_pipeline_emit(p, emit, ud);
+}
+
+int dg_pipeline_emit(dg_pipeline *p, dg_emit_fn emit, void *ud)
+{
+    const char *dat = p->dat;
     int rc = 0;
 
     if (!p->n)
         return 0;
-    if (p->decided_at) {
-        now_rfc3339(decided_at);
-        dat = decided_at;
-    }
-    for (int attempt = 0;; attempt++) {
-        if (decide(p, dat) == 0)
-            break;
-        /* another instance changed state this batch read: read it again
-         * and judge again (nothing was written, nothing was emitted) */
-        if (p->st->err == DG_STATE_CONFLICT && attempt < MAX_CONFLICT_RETRIES)
-            continue;
-        snprintf(errstr, errsz, "%s", p->st->errstr);
-        return -1;
-    }
     for (size_t i = 0; i < p->n && rc == 0; i++) {
         struct slot *s = &p->slots[i];
         struct dg_output o = {0};

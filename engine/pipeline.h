@@ -65,6 +65,18 @@ size_t dg_pipeline_pending(const dg_pipeline *p);
 int dg_pipeline_flush(dg_pipeline *p, dg_emit_fn emit, void *ud, char *errstr,
                       size_t errsz);
 
+/* dg_pipeline_flush() in three steps, for a caller that overlaps the state
+ * backend's commit with other work (run): start applies, judges and sends
+ * the commit without waiting for it where the backend can; finish waits
+ * for it, deciding again at once after a conflict. Each returns 0, or -1
+ * with errstr set: nothing was emitted and the batch is kept, so starting
+ * again retries it whole. Between start and finish the caller must not
+ * use the state backend (another pipeline may push). Then emit, which
+ * returns as dg_pipeline_flush does. */
+int dg_pipeline_start(dg_pipeline *p, char *errstr, size_t errsz);
+int dg_pipeline_finish(dg_pipeline *p, char *errstr, size_t errsz);
+int dg_pipeline_emit(dg_pipeline *p, dg_emit_fn emit, void *ud);
+
 /* Refuse events stamped more than max_future_ms ahead of the wall clock
  * (0: no limit, the default; replay trusts its file). They are rejected
  * like any invalid input: reason bad_value on field 'ts', and a hold when

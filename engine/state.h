@@ -94,6 +94,11 @@ struct dg_state_ops {
      * Strings are copied into arena. */
     int (*peek)(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
                 int64_t at_ms, dg_arena *arena, struct dg_win_raw *out);
+    /* commit() in two halves (NULL: commit() only): send starts it and
+     * returns, recv waits for its outcome; between the two the caller may
+     * do anything but call this backend. Same results as commit(). */
+    int (*commit_send)(struct dg_state *st, struct dg_item *items, size_t n);
+    int (*commit_recv)(struct dg_state *st, struct dg_item *items, size_t n);
 };
 
 /* dg_state.err after a failed apply() or commit() */

@@ -423,7 +423,7 @@ static int mem_peek(struct dg_state *st, const struct dg_window *w, const char *
 }
 
 static const struct dg_state_ops mem_ops = {"memory", mem_apply, mem_commit, mem_destroy, NULL,
-                                            mem_peek};
+                                            mem_peek, NULL, NULL};
 
 struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
 {

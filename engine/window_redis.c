@@ -204,6 +204,13 @@ struct dentry {
     struct dentry *next;       /* in its set's list */
 };
 
+/* Growing argument vectors for hiredis. */
+struct args {
+    const char **v;
+    size_t *l;
+    size_t n, cap;
+};
+
 struct rstate {
     struct dg_state base;
     char *host, *unix_path, *user, *password, *prefix;
@@ -231,6 +238,11 @@ struct rstate {
     struct dentry **dl;
     size_t ndl, capdl;
     int batch_open;
+    /* a commit sent, its reply not read yet */
+    int csent;
+    struct args ca;
+    dg_buf cblob;
+    size_t *ceidx, cne;
     dg_buf kb;
     int32_t *seen;             /* in-batch duplicate table */
     size_t seen_cap;
@@ -826,12 +838,6 @@ static void dstore_set(void *ud, uint64_t h, int64_t bucket)
     c->z->dirty = 1;
 }
 
-/* Growing argument vectors for hiredis. */
-struct args {
-    const char **v;
-    size_t *l;
-    size_t n, cap;
-};
 
 static void arg(struct args *a, const char *s, size_t len)
 {
@@ -1231,14 +1237,15 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
-static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
+/* The commit in two halves, so that the engine can do other work while
+ * Redis runs the script: send builds the script's arguments and writes
+ * them out; recv reads the reply. */
+static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t n)
 {
     struct rstate *r = (struct rstate *)st;
     struct args a = {0};
     dg_buf blob = {0};
-    redisReply *rep = NULL;
     size_t *eidx = NULL; /* the items whose decisions the script gets, in order */
-    int rc = -1;
     char at[32];
 
     if (!r->batch_open) {
@@ -1246,7 +1253,7 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         return -1;
     }
     if (connect_redis(r))
-        goto out;
+        goto fail;
     now_rfc3339(at);
 
     arg_str(&a, "EVALSHA");
@@ -1395,7 +1402,50 @@ static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
         }
     }
 
-    rep = cmd(r, (int)a.n, a.v, a.l);
+    if (append(r, (int)a.n, a.v, a.l) != REDIS_OK)
+        goto fail_down;
+    for (int done = 0; !done;)
+        if (redisBufferWrite(r->c, &done) != REDIS_OK)
+            goto fail_down;
+    r->ca = a;
+    r->cblob = blob;
+    r->ceidx = eidx;
+    r->cne = ne;
+    r->csent = 1;
+    return 0;
+fail_down:
+    fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
+fail:
+    args_free(&a);
+    dg_buf_free(&blob);
+    free(eidx);
+    batch_abort(r);
+    return -1;
+}
+
+static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t n)
+{
+    struct rstate *r = (struct rstate *)st;
+    struct args a = r->ca;
+    dg_buf blob = r->cblob;
+    size_t *eidx = r->ceidx, ne = r->cne;
+    redisReply *rep = NULL;
+    int rc = -1;
+
+    (void)n;
+    memset(&r->ca, 0, sizeof r->ca);
+    memset(&r->cblob, 0, sizeof r->cblob);
+    r->ceidx = NULL;
+    if (!r->csent) {
+        fail(r, DG_STATE_DOWN, "commit reply without a commit");
+        goto out;
+    }
+    r->csent = 0;
+    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK) {
+        rep = NULL;
+        fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
+        goto out;
+    }
     if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
         /* Redis restarted (or flushed its scripts) since we loaded ours */
         freeReplyObject(rep);
@@ -1535,6 +1585,13 @@ out:
     return rc;
 }
 
+static int redis_commit(struct dg_state *st, struct dg_item *items, size_t n)
+{
+    if (redis_commit_send(st, items, n) != 0)
+        return -1;
+    return redis_commit_recv(st, items, n);
+}
+
 static int redis_peek(struct dg_state *st, const struct dg_window *w, const char *key,
                       size_t keylen, int64_t at_ms, dg_arena *arena, struct dg_win_raw *out)
 {
@@ -1610,7 +1667,8 @@ static void redis_destroy(struct dg_state *st)
 }
 
 static const struct dg_state_ops redis_ops = {"redis", redis_apply, redis_commit, redis_destroy,
-                                              redis_ping, redis_peek};
+                                              redis_ping, redis_peek, redis_commit_send,
+                                              redis_commit_recv};
 
 struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, size_t errsz)
 {
