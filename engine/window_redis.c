@@ -41,12 +41,14 @@
 #include "window_state.h"
 #include "util.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The write half of a batch, atomic. First the check: every key the batch
  * read still has the version it had (one MGET; the first 8 bytes of each
@@ -244,6 +246,7 @@ struct rstate {
     dg_buf cblob;
     size_t *ceidx, cne;
     dg_buf kb;
+    dg_buf out;                /* commands queued by append(), as RESP */
     int32_t *seen;             /* in-batch duplicate table */
     size_t seen_cap;
     FILE *record;              /* DG_REDIS_RECORD: every command, as RESP */
@@ -280,10 +283,13 @@ static int fail(struct rstate *r, int err, const char *fmt, ...)
         snprintf(r->base.errstr, sizeof r->base.errstr, "redis unix:%s: %s", r->unix_path, msg);
     else
         snprintf(r->base.errstr, sizeof r->base.errstr, "redis %s:%d: %s", r->host, r->port, msg);
-    if (err == DG_STATE_DOWN && r->c) {
-        redisFree(r->c); /* reconnect on the next call */
+    if (err != DG_STATE_CONFLICT && r->c) {
+        /* replies may be pending: reconnect on the next call */
+        redisFree(r->c);
         r->c = NULL;
     }
+    if (err != DG_STATE_CONFLICT)
+        r->out.len = 0;
     return -1;
 }
 
@@ -302,10 +308,68 @@ static void record(struct rstate *r, int argc, const char **argv, const size_t *
     }
 }
 
+static void put_len(dg_buf *b, char kind, size_t n)
+{
+    char tmp[24];
+    int k = 0;
+    do
+        tmp[k++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    dg_buf_reserve(b, b->len + 24 + 2);
+    b->data[b->len++] = kind;
+    while (k)
+        b->data[b->len++] = tmp[--k];
+    b->data[b->len++] = '\r';
+    b->data[b->len++] = '\n';
+}
+
+/* Queue a command: RESP into r->out, which send_out() writes to the
+ * socket itself (one buffer kept across batches: a batch's commit is
+ * large, and hiredis would build and free it twice). */
 static int append(struct rstate *r, int argc, const char **argv, const size_t *lens)
 {
+    dg_buf *b = &r->out;
     record(r, argc, argv, lens);
-    return redisAppendCommandArgv(r->c, argc, argv, lens);
+    put_len(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        put_len(b, '$', lens[i]);
+        dg_buf_reserve(b, b->len + lens[i] + 2);
+        memcpy(b->data + b->len, argv[i], lens[i]);
+        b->len += lens[i];
+        b->data[b->len++] = '\r';
+        b->data[b->len++] = '\n';
+    }
+    return REDIS_OK;
+}
+
+/* Write what append() queued (hiredis's own output buffer stays empty, so
+ * redisGetReply() only reads). The socket has the command timeout. */
+static int send_out(struct rstate *r)
+{
+    size_t off = 0;
+    while (off < r->out.len) {
+        ssize_t w = write(r->c->fd, r->out.data + off, r->out.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(r->c->errstr, sizeof r->c->errstr, "write: %s",
+                     w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out" : strerror(errno));
+            r->out.len = 0;
+            return REDIS_ERR;
+        }
+        off += (size_t)w;
+    }
+    r->out.len = 0;
+    return REDIS_OK;
+}
+
+/* The next reply, after writing what is queued. */
+static int get_reply(struct rstate *r, redisReply **rep)
+{
+    *rep = NULL;
+    if (r->out.len && send_out(r) != REDIS_OK)
+        return REDIS_ERR;
+    return redisGetReply(r->c, (void **)rep);
 }
 
 static redisReply *cmd(struct rstate *r, int argc, const char **argv, const size_t *lens)
@@ -1026,7 +1090,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             (append(r, 2, gv, gl) != REDIS_OK || append(r, 2, hv, hl) != REDIS_OK))
             goto out_down;
         if (nmg + nmr) {
-            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+            if (get_reply(r, &rep) != REDIS_OK)
                 goto out_down;
             if (rep->type != REDIS_REPLY_ARRAY || rep->elements != nmg + nmr) {
                 fail(r, DG_STATE_DOWN, "MGET: unexpected reply%s%s", rep->type == REDIS_REPLY_ERROR ? ": " : "",
@@ -1062,13 +1126,13 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             rep = NULL;
         }
         if (!r->fz_valid) {
-            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+            if (get_reply(r, &rep) != REDIS_OK)
                 goto out_down;
             r->fver_len = rep->type == REDIS_REPLY_STRING && rep->len < sizeof r->fver ? rep->len : 0;
             memcpy(r->fver, rep->type == REDIS_REPLY_STRING ? rep->str : "", r->fver_len);
             freeReplyObject(rep);
             rep = NULL;
-            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+            if (get_reply(r, &rep) != REDIS_OK)
                 goto out_down;
             if (rep->type != REDIS_REPLY_ARRAY) {
                 fail(r, DG_STATE_DOWN, "HGETALL: unexpected reply%s%s",
@@ -1130,7 +1194,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     }
     for (size_t zi = 0; zi < r->nzl; zi++) {
         struct zset *z = r->zl[zi];
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+        if (get_reply(r, &rep) != REDIS_OK)
             goto out_down;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != z->nmembers) {
             fail(r, DG_STATE_DOWN, "ZMSCORE: unexpected reply%s%s",
@@ -1404,9 +1468,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
 
     if (append(r, (int)a.n, a.v, a.l) != REDIS_OK)
         goto fail_down;
-    for (int done = 0; !done;)
-        if (redisBufferWrite(r->c, &done) != REDIS_OK)
-            goto fail_down;
+    if (send_out(r) != REDIS_OK)
+        goto fail_down;
     r->ca = a;
     r->cblob = blob;
     r->ceidx = eidx;
@@ -1441,7 +1504,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         goto out;
     }
     r->csent = 0;
-    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK) {
+    if (get_reply(r, &rep) != REDIS_OK) {
         rep = NULL;
         fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
         goto out;
@@ -1656,6 +1719,7 @@ static void redis_destroy(struct dg_state *st)
     free(r->zl);
     free(r->seen);
     dg_buf_free(&r->kb);
+    dg_buf_free(&r->out);
     if (r->record)
         fclose(r->record);
     free(r->host);
