@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 const char dg_usage_broker[] =
-    "usage: drainguard broker [--port N] [--partitions N] [--topics T[,T...]]\n"
+    "usage: drainguard broker [--port N] [--partitions N] [--topics T[,T...]] [--control]\n"
     "\n"
     "Run a Kafka-protocol broker for development and tests: librdkafka's mock\n"
     "cluster, one broker on 127.0.0.1. Prints its bootstrap address\n"
@@ -38,6 +38,10 @@ const char dg_usage_broker[] =
     "  --partitions N  partitions per topic (default 1)\n"
     "  --topics LIST   topics to create, besides withdrawal-events,\n"
     "                  withdrawal-decisions and withdrawal-events-dlq\n"
+    "  --control       read fault-injection commands on stdin, one a line (tests):\n"
+    "                    leader TOPIC PARTITION|* BROKER|none\n"
+    "                  makes the partition(s) leaderless (none) or led by broker 1\n"
+    "                  again; each command is answered with \"ok\" or an error on stdout\n"
     "\n"
     "Limits: everything is in memory and lost on exit; each partition keeps\n"
     "about 5 MiB of messages (older ones are dropped); no TLS, no SASL, no ACLs;\n"
@@ -55,6 +59,36 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+/* --control: commands on stdin until EOF. */
+struct control {
+    rd_kafka_mock_cluster_t *mc;
+    int partitions;
+};
+
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    char line[512];
+    while (fgets(line, sizeof line, stdin)) {
+        char topic[256], part[16], leader[16];
+        if (sscanf(line, "leader %255s %15s %15s", topic, part, leader) != 3) {
+            printf("error: expected 'leader TOPIC PARTITION|* BROKER|none', got: %s", line);
+            fflush(stdout);
+            continue;
+        }
+        int id = !strcmp(leader, "none") ? -1 : atoi(leader);
+        int lo = 0, hi = c->partitions - 1, bad = 0;
+        if (strcmp(part, "*"))
+            lo = hi = atoi(part);
+        for (int p = lo; p <= hi; p++)
+            bad |= rd_kafka_mock_partition_set_leader(c->mc, topic, p, id) != RD_KAFKA_RESP_ERR_NO_ERROR;
+        printf(bad ? "error: cannot set the leader of %s/%s\n" : "ok leader %s/%s %s\n", topic, part,
+               leader);
+        fflush(stdout);
+    }
+    return NULL;
 }
 
 struct relay {
@@ -163,7 +197,7 @@ static int parse_int(const char *opt, const char *v, int lo, int hi)
 
 int dg_cmd_broker(int argc, char **argv)
 {
-    int port = 0, partitions = 1, rc = 1;
+    int port = 0, partitions = 1, rc = 1, control = 0;
     const char *topics = NULL;
     char errstr[512];
     rd_kafka_conf_t *conf;
@@ -181,6 +215,8 @@ int dg_cmd_broker(int argc, char **argv)
             partitions = parse_int("--partitions", v, 1, 256);
         else if ((v = dg_opt(argc, argv, &i, "--topics")))
             topics = v;
+        else if (!strcmp(argv[i], "--control"))
+            control = 1;
         else {
             dg_cmd_error("broker", "unknown option '%s' (see drainguard broker --help)", argv[i]);
             return 2;
@@ -243,6 +279,10 @@ int dg_cmd_broker(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    struct control ctl = {mc, partitions};
+    pthread_t ct;
+    if (control && pthread_create(&ct, NULL, control_main, &ctl) == 0)
+        pthread_detach(ct); /* blocked on stdin: it ends with the process */
     while (!stop)
         pause();
     rc = 0;

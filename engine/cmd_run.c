@@ -1126,6 +1126,7 @@ static int process_batch(struct run *r, int pushed)
     if (r->fl_n >= MAX_FLIGHTS || dg_producer_rounds_full(r->out)) {
         if (retire(r, MAX_FLIGHTS - 1)) {
             /* read from positions the rewind moves back over: read again */
+            dg_pipeline_discard(r->p); /* when prefetched, it was pushed */
             rewind_add(r, r->first, r->nparts);
             return rewind_now(r) ? -1 : 1;
         }

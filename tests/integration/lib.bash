@@ -175,19 +175,20 @@ dg_consume() {
     "$BIN" consume --brokers "$B" --topic "$1" --timeout "${3:-3s}" --output "$2" 2>>"$T/consume.err"
 }
 
-# dg_engine_config FILE PREFIX BATCH [redis.KEY=V | consumer.KEY=V ...]: a
-# `run` config on the test's broker and Redis, with more redis: or
-# kafka.consumer: settings. The mock broker waits for the session timeout
-# before a new member may join a group whose member vanished (kill -9): 6 s
-# instead of 45 keeps tests short.
+# dg_engine_config FILE PREFIX BATCH [redis.KEY=V | consumer.KEY=V |
+# producer.KEY=V ...]: a `run` config on the test's broker and Redis, with
+# more redis:, kafka.consumer: or kafka.producer: settings. The mock broker
+# waits for the session timeout before a new member may join a group whose
+# member vanished (kill -9): 6 s instead of 45 keeps tests short.
 dg_engine_config() {
     local f=$1 prefix=$2 batch=$3 a
     shift 3
-    local redis=() consumer=()
+    local redis=() consumer=() producer=()
     for a in "$@"; do
         case $a in
         redis.*) a=${a#redis.} && redis+=("  ${a%%=*}: ${a#*=}") ;;
         consumer.*) a=${a#consumer.} && consumer+=("    ${a%%=*}: ${a#*=}") ;;
+        producer.*) a=${a#producer.} && producer+=("    ${a%%=*}: ${a#*=}") ;;
         esac
     done
     {
@@ -208,6 +209,8 @@ dg_engine_config() {
         echo "    session.timeout.ms: 6000"
         echo "    heartbeat.interval.ms: 1000"
         for a in "${consumer[@]}"; do echo "$a"; done
+        [ ${#producer[@]} -eq 0 ] || echo "  producer:"
+        for a in "${producer[@]}"; do echo "$a"; done
     } >"$f"
 }
 
