@@ -27,13 +27,14 @@
  * reset; any other cJSON use in the process still gets malloc/free. A
  * 16-byte header on every block tells the two apart.
  *
- * Cost, per event of ~360 bytes: on the fast path one memcpy, one pass over
- * the bytes, a hash-table lookup per member and one check per contract
- * field. On the cJSON path two word-at-a-time passes over the bytes (UTF-8,
- * then control bytes and escapes), one memcpy, the cJSON parse (~2 us,
- * dominant), one walk over the top-level members with a hash-table lookup
- * per key, and one check per contract field. No allocation besides cJSON's
- * own.
+ * Cost, per event of ~360 bytes: on the fast path (measured: ~2,500
+ * instructions, against ~16,600 before it) one memcpy, one pass over the
+ * bytes and one check per field given. On the cJSON path (rejections, and
+ * events with escapes, nesting or unusual numbers) the fast path's attempt
+ * plus two word-at-a-time passes over the bytes (UTF-8, then control bytes
+ * and escapes), one memcpy, the cJSON parse (~2 us, dominant), one walk
+ * over the top-level members with a hash-table lookup per key, and one
+ * check per contract field. No allocation besides cJSON's own.
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -1138,11 +1139,28 @@ _Static_assert(DG_F_NKNOWN <= 32, "contract fields are bits of a uint32_t here")
 _Static_assert(DG_F_NKNOWN + DG_MAX_EXTRA_FIELDS <= DG_FAST_MAX_SLOTS,
                "every contract and extra field needs a slot of its own");
 
-/* dg_event_type_lookup without a strlen per name. */
+/* Whether the len bytes at a and b are equal, for 8 <= len <= 24: three
+ * overlapping words, all in bounds. */
+static inline int same_8_24(const char *a, const char *b, size_t len)
+{
+    uint64_t x0, y0, x1, y1, x2, y2;
+    memcpy(&x0, a, 8);
+    memcpy(&y0, b, 8);
+    memcpy(&x1, a + len / 2 - 4, 8);
+    memcpy(&y1, b + len / 2 - 4, 8);
+    memcpy(&x2, a + len - 8, 8);
+    memcpy(&y2, b + len - 8, 8);
+    return ((x0 ^ y0) | (x1 ^ y1) | (x2 ^ y2)) == 0;
+}
+
+/* dg_event_type_lookup without a strlen and a memcmp call per name (all
+ * four names are 14 to 20 bytes). s is in the padded input. */
 static int type_lookup(const dg_decoder *d, const char *s, size_t len)
 {
     for (int t = 0; t < DG_EV_NTYPES; t++)
-        if (len == d->type_len[t] && memcmp(s, d->type_name[t], len) == 0)
+        if (len == d->type_len[t] &&
+            (len >= 8 && len <= 24 ? same_8_24(s, d->type_name[t], len)
+                                   : memcmp(s, d->type_name[t], len) == 0))
             return t;
     return -1;
 }
@@ -1158,8 +1176,8 @@ static int decode_fast(dg_decoder *d, const char *buf, size_t len, struct dg_eve
 
     if (len > DG_MAX_EVENT_BYTES)
         return -1;
-    d->root = NULL;
-    dg_arena_reset(&d->arena);
+    /* the arena keeps the last cJSON tree (nothing points into it any
+     * more) until the next decode_slow() resets it */
     memcpy(d->in, buf, len);
     memset(d->in + len, 0, DG_FAST_PAD);
     if (dg_fast_scan(fs, &d->nm->fast, d->in, len) < 0)

@@ -106,7 +106,8 @@ int dg_fast_time(const char *s, size_t len, int64_t *ms, struct dg_fast_day *mem
 
 /* A decimal amount ^[0-9]+(\.[0-9]+)?$ of at most 16 bytes and 15
  * significant digits: returns 0 with *out as decode_event.c's
- * parse_decimal() gives it, -1 for anything else (ask that function). */
+ * parse_decimal() gives it, -1 for anything else (ask that function).
+ * s[len] must not be a digit (the scanner's strings end in their NUL). */
 int dg_fast_decimal(const char *s, size_t len, double *out);
 
 /* ---- self-checks, for tests and the fuzzer ---- */
