@@ -1,15 +1,22 @@
 /*
- * test_decode.c - Check suite for engine/decode_event.c and the contract
- * table in engine/event.c: a table of hostile inputs with the reject code,
- * field and salvaged withdrawal_id each must produce, then decoded values
- * for each of the four event types.
+ * test_decode.c - Check suite for engine/decode_event.c, engine/decode_fast.c
+ * and the contract table in engine/event.c: a table of hostile inputs with
+ * the reject code, field and salvaged withdrawal_id each must produce, then
+ * decoded values for each of the four event types, then the fast path held
+ * against the cJSON path (dg_decode_compare) over every case event, the
+ * fuzz seeds, bench events when there are any, generated events and their
+ * mutations, and hand-written edge cases.
  */
 #include <check.h>
+#include <dirent.h>
+#include <glob.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode_fast.h"
 #include "event.h"
 #include "util.h"
 
@@ -768,6 +775,795 @@ START_TEST(table_covers_every_code)
 }
 END_TEST
 
+/* ---- the fast path against the cJSON path ----
+ *
+ * Every input goes through dg_decode_compare() twice: with no extra fields
+ * and with a list of them that overlaps a contract name, repeats a name and
+ * includes "". Any difference in what a caller sees fails the test. Each
+ * source also counts how many inputs the fast path took, so that a fast
+ * path that silently declined everything would not pass for a correct one. */
+
+static const char *const diff_extra[] = {
+    "risk_score", "country", "fee", "fp", "delta", "vip", "score", "flagged", "kill_switch",
+    "pad", "note", "meta", "x", "amount", "country", "", "account_created_at_and_more",
+};
+
+struct diff {
+    dg_decoder *d[2], *ref[2];
+    unsigned long n, fast;
+};
+
+static void diff_init(struct diff *c)
+{
+    memset(c, 0, sizeof *c);
+    c->d[0] = dg_decoder_new(NULL, 0);
+    c->ref[0] = dg_decoder_new(NULL, 0);
+    c->d[1] = dg_decoder_new(diff_extra, DG_ARRAY_LEN(diff_extra));
+    c->ref[1] = dg_decoder_new(diff_extra, DG_ARRAY_LEN(diff_extra));
+    for (int i = 0; i < 2; i++)
+        ck_assert(c->d[i] && c->ref[i]);
+}
+
+static void diff_free(struct diff *c)
+{
+    for (int i = 0; i < 2; i++) {
+        dg_decoder_free(c->d[i]);
+        dg_decoder_free(c->ref[i]);
+    }
+}
+
+/* Returns 1 when the fast path took the input (with either decoder). A
+ * failing compare aborts the test; ck_assert is not used per input, as it
+ * costs a write to Check's pipe each time. */
+static int diff_one(struct diff *c, const char *what, const char *buf, size_t len)
+{
+    int took = 0;
+    /* an exact-size heap copy: ASan sees any read past the end */
+    char *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    for (int i = 0; i < 2; i++) {
+        char why[512];
+        int fast = 0;
+        if (dg_decode_compare(c->d[i], c->ref[i], copy, len, &fast, why, sizeof why) != 0) {
+            char shown[121];
+            size_t n = len < 60 ? len : 60;
+            for (size_t j = 0; j < n; j++)
+                shown[j] = buf[j] >= 0x20 && buf[j] < 0x7f ? buf[j] : '?';
+            shown[n] = '\0';
+            free(copy);
+            ck_abort_msg("%s (extras: %s): %s; input (%zu bytes) '%s%s'", what, i ? "yes" : "no",
+                         why, len, shown, len > n ? "..." : "");
+        }
+        took |= fast;
+    }
+    free(copy);
+    c->n++;
+    c->fast += (unsigned long)took;
+    return took;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    dg_buf b = {0};
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        dg_buf_append(&b, tmp, n);
+    fclose(f);
+    dg_buf_putc(&b, '\0');
+    *len = b.len - 1;
+    return b.data;
+}
+
+/* Each line of a file (without its newline) and, when whole is set, the
+ * whole file as one input too; at most max lines (0: all). */
+static void diff_lines(struct diff *c, const char *path, size_t max, int whole)
+{
+    size_t len;
+    char *data = read_file(path, &len);
+    ck_assert_msg(data != NULL, "cannot read %s", path);
+    if (whole)
+        diff_one(c, path, data, len);
+    size_t lines = 0;
+    for (char *p = data; p < data + len && (max == 0 || lines < max); lines++) {
+        char *nl = memchr(p, '\n', (size_t)(data + len - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(data + len - p);
+        char what[600];
+        snprintf(what, sizeof what, "%s line %zu", path, lines + 1);
+        diff_one(c, what, p, n);
+        p += n + 1;
+    }
+    free(data);
+}
+
+START_TEST(diff_case_events)
+{
+    struct diff c;
+    diff_init(&c);
+    DIR *dir = opendir("tests/cases");
+    ck_assert_msg(dir != NULL, "run from the top of the tree");
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(dir)) != NULL) {
+        char path[1024];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "tests/cases/%s/events.jsonl", de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fclose(f);
+        diff_lines(&c, path, 0, 1);
+        files++;
+    }
+    closedir(dir);
+    ck_assert_int_gt(files, 40);
+    /* most case events are valid: the fast path must be taking them */
+    ck_assert_msg(c.fast * 2 > c.n, "fast path took %lu of %lu", c.fast, c.n);
+    diff_free(&c);
+}
+END_TEST
+
+START_TEST(diff_fuzz_seeds)
+{
+    struct diff c;
+    diff_init(&c);
+    DIR *dir = opendir("tests/fuzz/corpus/decode");
+    ck_assert_msg(dir != NULL, "run from the top of the tree");
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(dir)) != NULL) {
+        char path[1024];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "tests/fuzz/corpus/decode/%s", de->d_name);
+        diff_lines(&c, path, 0, 1);
+        files++;
+    }
+    closedir(dir);
+    ck_assert_int_gt(files, 20);
+    ck_assert_uint_gt(c.fast, 0);
+    diff_free(&c);
+}
+END_TEST
+
+/* The replay benchmark's events when they are around: the first
+ * DG_DECODE_LINES (default 3000) lines of every file in DG_DECODE_FILES
+ * (colon-separated) and of BUILD/bench-data/events-*.jsonl, BUILD being
+ * where DG_BIN lives (make unit sets it). Nothing to do without them. */
+START_TEST(diff_bench_events)
+{
+    struct diff c;
+    const char *env = getenv("DG_DECODE_FILES");
+    const char *bin = getenv("DG_BIN");
+    const char *lines_env = getenv("DG_DECODE_LINES");
+    size_t max = lines_env ? (size_t)strtoul(lines_env, NULL, 10) : 3000;
+    glob_t g;
+
+    diff_init(&c);
+    memset(&g, 0, sizeof g);
+    if (env && *env) {
+        char *list = strdup(env);
+        for (char *tok = strtok(list, ":"); tok; tok = strtok(NULL, ":"))
+            diff_lines(&c, tok, max, 0);
+        free(list);
+    }
+    if (bin && *bin) {
+        char *copy = strdup(bin);
+        char pattern[1024];
+        snprintf(pattern, sizeof pattern, "%s/bench-data/events-*.jsonl", dirname(copy));
+        free(copy);
+        if (glob(pattern, 0, NULL, &g) == 0)
+            for (size_t i = 0; i < g.gl_pathc; i++)
+                diff_lines(&c, g.gl_pathv[i], max, 0);
+        globfree(&g);
+    }
+    if (c.n > 0) {
+        /* these are valid events of the common shape */
+        ck_assert_msg(c.fast == c.n, "fast path took %lu of %lu bench events", c.fast, c.n);
+        fprintf(stderr, "decode differential: %lu bench events, all on the fast path\n", c.n);
+    }
+    diff_free(&c);
+}
+END_TEST
+
+/* ---- generated events ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static unsigned rng_below(uint64_t *s, unsigned n)
+{
+    return (unsigned)(rng_next(s) % n);
+}
+
+static const char *pick(uint64_t *s, const char *const *v, size_t n)
+{
+    return v[rng_below(s, (unsigned)n)];
+}
+#define PICK(s, arr) pick((s), (arr), DG_ARRAY_LEN(arr))
+
+/* JSON whitespace, usually none. */
+static void gen_ws(dg_buf *b, uint64_t *s)
+{
+    static const char *const ws[] = {" ", "\n", "\t", "\r\n", "  "};
+    if (rng_below(s, 12) == 0)
+        dg_buf_puts(b, PICK(s, ws));
+}
+
+/* A number in one of the spellings the fast path converts, and some it
+ * leaves to cJSON. */
+static void gen_number(dg_buf *b, uint64_t *s, int nonneg)
+{
+    static const char *const odd[] = {
+        "0", "-0", "0.0", "-0.0", "1e400", "-1e400", "1e-400", "4.9e-324", "2.2250738585072014e-308",
+        "1.7976931348623157e308", "9007199254740993", "9007199254740992", "18446744073709551616",
+        "123456789012345678901234567890", "1e22", "1e23", "3e-22", "3e-23", "0.1", "0.3", "1E5",
+        "1e+5", "2.5E-3", "007", "00", "1.", ".5", "-", "1e", "1e+", "0x10", "1.5.3", "12345678901234567.5",
+        "0.000000000000000000001", "100000000000000000000000", "1.0000000000000002",
+    };
+    switch (rng_below(s, 16)) {
+    case 0: case 1: case 2: case 3:
+        dg_buf_printf(b, "%s%u", !nonneg && rng_below(s, 8) == 0 ? "-" : "", rng_below(s, 1000000));
+        break;
+    case 4: case 5: case 6: case 7: case 8:
+        dg_buf_printf(b, "%u.%02u", rng_below(s, 100000), rng_below(s, 100));
+        break;
+    case 9: case 10: case 11:
+        dg_buf_printf(b, "%u.%0*u", rng_below(s, 1000), (int)(1 + rng_below(s, 12)),
+                      rng_below(s, 1000000000));
+        break;
+    case 12:
+        dg_buf_printf(b, "%u%se%s%u", 1 + rng_below(s, 9999), rng_below(s, 2) ? ".5" : "",
+                      PICK(s, ((const char *const[]){"", "+", "-"})), rng_below(s, 30));
+        break;
+    case 13:
+        dg_buf_printf(b, "%.17g", (double)rng_next(s) / (double)(1 + rng_below(s, 1000000)));
+        break;
+    default:
+        dg_buf_puts(b, PICK(s, odd));
+        break;
+    }
+}
+
+/* A string value: usually plain, sometimes UTF-8, escapes or bad bytes. */
+static void gen_string(dg_buf *b, uint64_t *s, const char *base)
+{
+    static const char *const odd[] = {
+        "", "caf\xc3\xa9", "\xf0\x9d\x84\x9e", "\xe6\x97\xa5\xe6\x9c\xac", "a\\nb", "\\u0041",
+        "\\u00e9", "a\\\"b", "\\/", "\xff", "\xc0\xaf", "\xed\xa0\x80", "a\tb", "\x7f", "a b",
+    };
+    dg_buf_putc(b, '"');
+    if (rng_below(s, 40) == 0)
+        dg_buf_puts(b, PICK(s, odd));
+    else
+        dg_buf_puts(b, base);
+    if (rng_below(s, 3) == 0)
+        dg_buf_printf(b, "-%u", rng_below(s, 100000));
+    dg_buf_putc(b, '"');
+}
+
+static void gen_time(dg_buf *b, uint64_t *s)
+{
+    static const char *const odd[] = {
+        "2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2000-02-29T00:00:00.000Z",
+        "1900-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z",
+        "2024-01-01T00:00:60Z", "2024-13-01T00:00:00Z", "2024-01-00T00:00:00Z",
+        "2024-01-01t00:00:00z", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00.1Z",
+        "2024-01-01T00:00:00.12Z", "2024-01-01T00:00:00.123456789Z", "2024-01-01T00:00:00.1234567890Z",
+        "2024-01-01T00:00:00+01:00", "2024-01-01T00:00:00-23:59", "2024-01-01T00:00:00+24:00",
+        "2024-01-01T00:00:00", "2024-01-01T24:00:00Z", "2024-01-01T00:60:00Z", "2024-1-01T00:00:00Z",
+    };
+    unsigned r = rng_below(s, 10);
+    if (r == 0) {
+        dg_buf_printf(b, "\"%s\"", PICK(s, odd));
+    } else if (r == 1) {
+        gen_number(b, s, 1); /* epoch ms, or not */
+    } else if (r == 2) {
+        dg_buf_printf(b, "%llu", 1500000000000ULL + rng_next(s) % 300000000000ULL);
+    } else {
+        unsigned y = 2019 + rng_below(s, 8), mo = 1 + rng_below(s, 12), d = 1 + rng_below(s, 31);
+        dg_buf_printf(b, "\"%04u-%02u-%02uT%02u:%02u:%02u", y, mo, d, rng_below(s, 24),
+                      rng_below(s, 60), rng_below(s, 60));
+        if (rng_below(s, 2))
+            dg_buf_printf(b, ".%03u", rng_below(s, 1000));
+        dg_buf_puts(b, "Z\"");
+    }
+}
+
+/* One member, "name": value, with a value usually right for the field. */
+static void gen_member(dg_buf *b, uint64_t *s, const char *name, int kind)
+{
+    gen_ws(b, s);
+    dg_buf_printf(b, "\"%s\"", name);
+    gen_ws(b, s);
+    dg_buf_putc(b, ':');
+    gen_ws(b, s);
+    unsigned r = rng_below(s, 40);
+    if (r == 0) {
+        dg_buf_puts(b, PICK(s, ((const char *const[]){"null", "true", "false", "[]", "{}", "[1,\"a\"]"})));
+    } else if (kind == DG_FK_STRING) {
+        gen_string(b, s, name);
+    } else if (kind == DG_FK_AMOUNT) {
+        if (rng_below(s, 2)) {
+            dg_buf_putc(b, '"');
+            gen_number(b, s, 1);
+            dg_buf_putc(b, '"');
+        } else {
+            gen_number(b, s, 1);
+        }
+    } else if (kind == DG_FK_NUMBER) {
+        gen_number(b, s, 1);
+    } else if (kind == DG_FK_TIME) {
+        gen_time(b, s);
+    } else if (kind == DG_FK_STR_ARRAY) {
+        unsigned n = rng_below(s, 5);
+        dg_buf_putc(b, '[');
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                dg_buf_putc(b, ',');
+            gen_ws(b, s);
+            gen_string(b, s, "wd");
+        }
+        gen_ws(b, s);
+        dg_buf_putc(b, ']');
+    } else { /* an unknown or extra field: any scalar or a flat array */
+        switch (rng_below(s, 9)) {
+        case 0:
+            gen_string(b, s, "v");
+            break;
+        case 1:
+            gen_number(b, s, 0);
+            break;
+        case 2:
+            dg_buf_puts(b, rng_below(s, 2) ? "true" : "false");
+            break;
+        case 3:
+            dg_buf_puts(b, "[1,\"two\",null,false]");
+            break;
+        case 4:
+            dg_buf_puts(b, "{\"k\":[1,{\"j\":null}]}");
+            break;
+        default:
+            gen_string(b, s, "w");
+            break;
+        }
+    }
+    gen_ws(b, s);
+}
+
+/* An event of a random type with its required fields, some optional and
+ * unknown ones, occasionally a field of another type or twice. */
+static void gen_event(dg_buf *b, uint64_t *s)
+{
+    static const char *const unknown[] = {
+        "risk_score", "country", "vip", "note", "meta", "x", "zz", "Amount", "account_created_aX",
+        "account_XXeated_at", "", "reconciled", "withdrawal_idz",
+    };
+    int type = (int)rng_below(s, DG_EV_NTYPES);
+    int order[DG_F_NKNOWN + 4];
+    int n = 0;
+
+    for (int f = 0; f < DG_F_NKNOWN; f++) {
+        if (dg_fields[f].kind == DG_FK_COMPUTED)
+            continue;
+        int p = dg_fields[f].presence[type];
+        if ((p == DG_P_REQUIRED && rng_below(s, 60) != 0) || (p == DG_P_OPTIONAL && rng_below(s, 2)) ||
+            (p == DG_P_ABSENT && rng_below(s, 40) == 0))
+            order[n++] = f;
+    }
+    if (n > 0 && rng_below(s, 40) == 0) {
+        int dup = order[rng_below(s, (unsigned)n)];
+        order[n++] = dup;
+    }
+    int extra = (int)rng_below(s, 4);
+    if (rng_below(s, 8) == 0) /* producers mostly keep one order */
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)rng_below(s, (unsigned)i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+    gen_ws(b, s);
+    dg_buf_putc(b, '{');
+    for (int i = 0; i < n + extra; i++) {
+        if (i)
+            dg_buf_putc(b, ',');
+        if (i >= n) {
+            gen_member(b, s, PICK(s, unknown), -1);
+        } else if (order[i] == DG_F_TYPE) {
+            gen_ws(b, s);
+            dg_buf_printf(b, "\"type\":\"%s\"",
+                          rng_below(s, 50) ? dg_event_type_name(type) : "withdrawal");
+        } else {
+            gen_member(b, s, dg_fields[order[i]].name, dg_fields[order[i]].kind);
+        }
+    }
+    dg_buf_putc(b, '}');
+    gen_ws(b, s);
+}
+
+/* One small change of the kind that turns a good event into a tricky one. */
+static void mutate(dg_buf *b, uint64_t *s)
+{
+    static const char interesting[] = "\"\\ \t\n\r\x01\x7f\x80\xc3\xa9{}[]:,.-+eE0123456789tfnu";
+    if (b->len == 0)
+        return;
+    size_t at = rng_below(s, (unsigned)b->len);
+    char c = interesting[rng_below(s, sizeof interesting)]; /* the NUL too */
+    switch (rng_below(s, 4)) {
+    case 0: /* delete */
+        memmove(b->data + at, b->data + at + 1, b->len - at - 1);
+        b->len--;
+        break;
+    case 1: /* replace */
+        b->data[at] = c;
+        break;
+    case 2: /* insert */
+        dg_buf_putc(b, '\0');
+        memmove(b->data + at + 1, b->data + at, b->len - at - 1);
+        b->data[at] = c;
+        break;
+    default: /* cut */
+        b->len = at;
+        break;
+    }
+}
+
+START_TEST(diff_generated)
+{
+    struct diff c;
+    uint64_t seed = 0x9E3779B97F4A7C15ULL;
+    unsigned long valid = 0, valid_fast = 0;
+
+    diff_init(&c);
+    for (int i = 0; i < 4000; i++) {
+        dg_buf b = {0};
+        gen_event(&b, &seed);
+        struct dg_event ev;
+        struct dg_reject rej;
+        int ok = dg_decode(c.ref[0], b.data, b.len, &ev, &rej) == 0;
+        int fast = diff_one(&c, "generated event", b.data, b.len);
+        valid += (unsigned long)ok;
+        valid_fast += (unsigned long)(ok && fast);
+        for (int m = 0; m < 8; m++) {
+            dg_buf t = {0};
+            dg_buf_append(&t, b.data, b.len);
+            for (unsigned k = 1 + rng_below(&seed, 3); k > 0; k--)
+                mutate(&t, &seed);
+            diff_one(&c, "mutated event", t.data ? t.data : "", t.len);
+            dg_buf_free(&t);
+        }
+        dg_buf_free(&b);
+    }
+    /* the generator mostly writes valid events; the fast path must take
+     * most of those itself (the rest hold an escape, a nested object or a
+     * number it leaves to cJSON), or this test proves little */
+    ck_assert_msg(valid > 1000, "only %lu valid events", valid);
+    ck_assert_msg(valid_fast * 2 > valid, "fast path took %lu of %lu valid events", valid_fast, valid);
+    diff_free(&c);
+}
+END_TEST
+
+/* ---- hand-written edge cases ---- */
+
+struct edge {
+    const char *name;
+    const char *in;
+    size_t len; /* 0: strlen(in) */
+    int path;   /* 1: the fast path must take it, 0: it must not, -1: either */
+};
+
+#define WD "{" WD_ALL
+#define ID16 "\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\",\"i\","
+#define ID256 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16 ID16
+
+static const struct edge edges[] = {
+    {"plain", WD "}", 0, 1},
+    {"whitespace everywhere", " \r\n\t{ \"event_id\" : \"e1\" ,\n\t\"type\"\t:\t\"withdrawal.requested\" , "
+     "\"ts\" :\"2019-05-07T17:15:24.123Z\" , \"withdrawal_id\": \"w1\",\"account_id\" :\"a1\", \"asset\":"
+     "\"BTC\",\"chain\":\"bitcoin\",\"amount\" : \"0.5\" , \"amount_usd\" : 30000 ,\"dest_address\":"
+     "\"bc1qxyz\" , \"withdrawal_ids\" : [ \"a\" , \"b\" ] , \"x\" : [ ] } \r\n ", 0, 1},
+    {"byte order mark", "\xef\xbb\xbf" WD "}", 0, 0},
+    {"vertical tab as space", WD ",\v\"x\":1}", 0, 0},
+    {"form feed as space", WD "\f}", 0, 0},
+    {"trailing NUL", WD "}\0", sizeof(WD "}\0") - 1, 0},
+    {"NUL inside", WD ",\"x\":\"a\0b\"}", sizeof(WD ",\"x\":\"a\0b\"}") - 1, 0},
+    {"NUL between members", WD ",\0\"x\":1}", sizeof(WD ",\0\"x\":1}") - 1, 0},
+    {"trailing garbage", WD "} x", 0, 0},
+    {"two objects", WD "}{}", 0, 0},
+    {"unclosed", WD, 0, 0},
+    {"unclosed string", WD ",\"x\":\"abc", 0, 0},
+    {"trailing comma", WD ",}", 0, 0},
+    {"missing colon", WD ",\"x\" 1}", 0, 0},
+    {"missing comma", WD " \"x\":1}", 0, 0},
+    {"key not a string", WD ",x:1}", 0, 0},
+    {"empty object", "{}", 0, 0},
+    {"empty object spaced", " { } ", 0, 0},
+    {"array root", "[" WD "}]", 0, 0},
+    {"string root", "\"x\"", 0, 0},
+    {"number root", "12", 0, 0},
+    {"null root", "null", 0, 0},
+    {"true root", "true", 0, 0},
+    {"empty", "", 0, 0},
+    {"spaces", "   ", 0, 0},
+    /* escapes: always the cJSON path */
+    {"escape in value", WD ",\"dest_tag\":\"a\\nb\"}", 0, 0},
+    {"unicode escape", WD ",\"dest_tag\":\"\\u00e9\"}", 0, 0},
+    {"escaped slash", WD ",\"x\":\"\\/\"}", 0, 0},
+    {"escaped quote in key", WD ",\"a\\\"b\":1}", 0, 0},
+    {"escaped key equal to a field", WD ",\"amo\\u0075nt\":\"5\"}", 0, 0},
+    {"escaped key equal to an extra", WD ",\"vi\\u0070\":true,\"vip\":false}", 0, 0},
+    {"nul escape", WD ",\"dest_tag\":\"a\\u0000b\"}", 0, 0},
+    {"bad escape", WD ",\"x\":\"\\q\"}", 0, 0},
+    {"backslash at the end", WD ",\"x\":\"\\", 0, 0},
+    /* duplicates */
+    {"duplicate contract field", WD ",\"amount\":\"500\"}", 0, 0},
+    {"duplicate with null", WD ",\"dest_tag\":null,\"dest_tag\":\"t\"}", 0, 0},
+    {"duplicate field of another type", WD ",\"wallet_id\":\"a\",\"wallet_id\":\"b\"}", 0, 0},
+    {"duplicate unknown field", WD ",\"zz\":1,\"zz\":2}", 0, 1},
+    {"duplicate extra", WD ",\"vip\":1,\"vip\":2}", 0, -1}, /* fast without extras */
+    {"duplicate type", WD ",\"type\":\"withdrawal.requested\"}", 0, 0},
+    /* numbers */
+    {"amount_usd -0", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":-0}", 0, 1},
+    {"amount_usd -0.0e5", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":-0.0e5}", 0, 1},
+    {"amount -0", "{" WD_NO_MONEY ",\"amount\":-0,\"amount_usd\":1}", 0, 0},
+    {"amount 0", "{" WD_NO_MONEY ",\"amount\":0,\"amount_usd\":1}", 0, 0},
+    {"amount 1e400", "{" WD_NO_MONEY ",\"amount\":1e400,\"amount_usd\":1}", 0, 0},
+    {"amount_usd 1e-400", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e-400}", 0, 0},
+    {"amount_usd 4.9e-324", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":4.9e-324}", 0, 0},
+    {"amount_usd max double", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1.7976931348623157e308}", 0, 0},
+    {"amount_usd 2^53", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":9007199254740992}", 0, 1},
+    {"amount_usd 2^53+1", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":9007199254740993}", 0, 0},
+    {"amount_usd 1e22", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e22}", 0, 1},
+    {"amount_usd 1e23", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e23}", 0, 0},
+    {"amount_usd 1e-22", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e-22}", 0, 1},
+    {"amount_usd 1e-23", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e-23}", 0, 0},
+    {"amount_usd 1E+2", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1E+2}", 0, 1},
+    {"amount_usd 2.5e-3", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":2.5e-3}", 0, 1},
+    {"amount_usd 0.1", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":0.1}", 0, 1},
+    {"amount_usd 0.3", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":0.3}", 0, 1},
+    {"amount_usd 19 digits", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1234567890.123456789}", 0, 0},
+    {"amount_usd 20 digits", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":12345678901234567890}", 0, 0},
+    {"amount_usd long zeros", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":0.000000000000000000001}", 0, 0},
+    {"amount_usd 63 bytes", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":"
+     "1.0000000000000000000000000000000000000000000000000000000000000}", 0, 0},
+    {"amount_usd 64 bytes", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":"
+     "1.00000000000000000000000000000000000000000000000000000000000000}", 0, 0},
+    {"amount_usd 70 digits", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":"
+     "1000000000000000000000000000000000000000000000000000000000000000000000}", 0, 0},
+    {"leading zeros", "{" WD_NO_MONEY ",\"amount\":007,\"amount_usd\":1}", 0, 0},
+    {"zero zero", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":00}", 0, 0},
+    {"minus alone", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":-}", 0, 0},
+    {"trailing dot", "{" WD_NO_MONEY ",\"amount\":1.,\"amount_usd\":1}", 0, 0},
+    {"leading dot", "{" WD_NO_MONEY ",\"amount\":.5,\"amount_usd\":1}", 0, 0},
+    {"minus dot", "{" WD_NO_MONEY ",\"amount\":-.5,\"amount_usd\":1}", 0, 0},
+    {"bare exponent", "{" WD_NO_MONEY ",\"amount\":1e,\"amount_usd\":1}", 0, 0},
+    {"exponent sign only", "{" WD_NO_MONEY ",\"amount\":1e+,\"amount_usd\":1}", 0, 0},
+    {"plus sign", "{" WD_NO_MONEY ",\"amount\":+1,\"amount_usd\":1}", 0, 0},
+    {"hex", "{" WD_NO_MONEY ",\"amount\":0x10,\"amount_usd\":1}", 0, 0},
+    {"two dots", "{" WD_NO_MONEY ",\"amount\":1.5.3,\"amount_usd\":1}", 0, 0},
+    {"minus in the middle", "{" WD_NO_MONEY ",\"amount\":1-2,\"amount_usd\":1}", 0, 0},
+    {"infinity", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":Infinity}", 0, 0},
+    {"nan", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":nan}", 0, 0},
+    {"huge exponent", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":1e99999999999999999999}", 0, 0},
+    {"zero huge exponent", "{" WD_NO_MONEY ",\"amount\":1,\"amount_usd\":0e99999999999999999999}", 0, 1},
+    /* amounts as strings */
+    {"amount \"007.50\"", "{" WD_NO_MONEY ",\"amount\":\"007.50\",\"amount_usd\":1}", 0, 1},
+    {"amount 15 digits", "{" WD_NO_MONEY ",\"amount\":\"123456789012345\",\"amount_usd\":1}", 0, 1},
+    {"amount 16 digits", "{" WD_NO_MONEY ",\"amount\":\"1234567890123456\",\"amount_usd\":1}", 0, 1},
+    {"amount 16 digits 15 significant", "{" WD_NO_MONEY ",\"amount\":\"0.00000000000001\",\"amount_usd\":1}",
+     0, 1},
+    {"amount 23 decimals", "{" WD_NO_MONEY ",\"amount\":\"0.00000000000000000000001\",\"amount_usd\":1}",
+     0, 1},
+    {"amount 18 digits", "{" WD_NO_MONEY ",\"amount\":\"99999999.9999999999\",\"amount_usd\":1}", 0, 1},
+    {"amount 64 bytes", "{" WD_NO_MONEY ",\"amount\":\"1.00000000000000000000000000000000000000000000000000000000000000\","
+     "\"amount_usd\":1}", 0, 1},
+    {"amount 65 bytes", "{" WD_NO_MONEY ",\"amount\":\"1.000000000000000000000000000000000000000000000000000000000000000\","
+     "\"amount_usd\":1}", 0, 0},
+    {"amount \"1e5\"", "{" WD_NO_MONEY ",\"amount\":\"1e5\",\"amount_usd\":1}", 0, 0},
+    {"amount \"0.000\"", "{" WD_NO_MONEY ",\"amount\":\"0.000\",\"amount_usd\":1}", 0, 0},
+    {"amount \" 1\"", "{" WD_NO_MONEY ",\"amount\":\" 1\",\"amount_usd\":1}", 0, 0},
+    {"balance \"0\"", "{" BAL_BASE ",\"balance\":\"0\",\"balance_usd\":0}", 0, 1},
+    {"balance -0", "{" BAL_BASE ",\"balance\":-0,\"balance_usd\":-0}", 0, 1},
+    /* strings */
+    {"empty string", WD ",\"dest_tag\":\"\"}", 0, 0},
+    {"empty unknown string", WD ",\"zz\":\"\"}", 0, 1},
+    {"asset 32 bytes", "{" E_ID "," WD_T "," TS_OK "," WD_ID "," ACC "," DEST ","
+     "\"asset\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\",\"chain\":\"c\",\"amount\":1,\"amount_usd\":1}", 0, 1},
+    {"asset 33 bytes", "{" E_ID "," WD_T "," TS_OK "," WD_ID "," ACC "," DEST ","
+     "\"asset\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\",\"chain\":\"c\",\"amount\":1,\"amount_usd\":1}", 0, 0},
+    {"utf-8 value", WD ",\"dest_tag\":\"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9d\x84\x9e\"}", 0, 1},
+    {"utf-8 key", WD ",\"caf\xc3\xa9\":1}", 0, 1},
+    {"utf-8 in a long value", WD ",\"dest_tag\":\"abcdefghijklmnopqrstuvwxyz\xc3\xa9\"}", 0, 1},
+    {"invalid utf-8 value", WD ",\"dest_tag\":\"\xff\"}", 0, 0},
+    {"invalid utf-8 key", WD ",\"\xc3\":1}", 0, 0},
+    {"overlong", WD ",\"dest_tag\":\"\xc0\xaf\"}", 0, 0},
+    {"surrogate", WD ",\"dest_tag\":\"\xed\xa0\x80\"}", 0, 0},
+    {"above U+10FFFF", WD ",\"dest_tag\":\"\xf4\x90\x80\x80\"}", 0, 0},
+    {"truncated sequence", WD ",\"dest_tag\":\"\xe6\x97\"}", 0, 0},
+    {"utf-8 outside strings", WD ",\xc3\xa9}", 0, 0},
+    {"raw tab in a value", WD ",\"dest_tag\":\"a\tb\"}", 0, 0},
+    {"raw newline in a value", WD ",\"dest_tag\":\"a\nb\"}", 0, 0},
+    {"raw control byte", WD ",\"dest_tag\":\"a\x01\"}", 0, 0},
+    {"raw DEL", WD ",\"dest_tag\":\"a\x7f\"}", 0, 1},
+    /* keys near the contract's */
+    {"key shares both words of account_created_at", WD ",\"account_XXeated_at\":\"2020-01-01T00:00:00Z\"}", 0, 1},
+    {"account_created_at", WD ",\"account_created_at\":\"2020-01-01T00:00:00Z\"}", 0, 1},
+    {"computed field name", WD ",\"reconciled\":true,\"reconcile_problem\":1}", 0, 1},
+    {"empty key", WD ",\"\":1}", 0, 1},
+    {"long unknown key", WD ",\"account_created_at_and_more\":\"x\"}", 0, 1},
+    {"a field of another type", WD ",\"wallet_id\":7}", 0, 1},
+    /* literals */
+    {"truex", WD ",\"x\":truex}", 0, 0},
+    {"nul", WD ",\"x\":nul}", 0, 0},
+    {"null optional", WD ",\"dest_tag\":null,\"balance_usd\":null,\"withdrawal_ids\":null}", 0, 1},
+    {"null required", "{" WD_NO_MONEY ",\"amount\":null,\"amount_usd\":1}", 0, 0},
+    {"extra values", WD ",\"vip\":true,\"flagged\":false,\"note\":null,\"meta\":[1],\"fee\":-0,\"x\":\"s\"}",
+     0, 1},
+    {"extra number too long", WD ",\"fee\":12345678901234567890}", 0, -1},
+    {"nested unknown", WD ",\"meta\":{\"a\":1}}", 0, 0},
+    {"nested array", WD ",\"meta\":[[1]]}", 0, 0},
+    {"nesting 9 deep", WD ",\"meta\":[[[[[[[[1]]]]]]]]}", 0, 0},
+    /* timestamps */
+    {"ts without millis", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00Z\"}", 0, 1},
+    {"ts one decimal", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00.5Z\"}", 0, 1},
+    {"ts nine decimals", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00.123456789Z\"}", 0, 1},
+    {"ts ten decimals", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00.1234567890Z\"}", 0, 0},
+    {"ts lowercase", "{" WD_NO_TS ",\"ts\":\"2024-01-01t00:00:00z\"}", 0, 1},
+    {"ts space", "{" WD_NO_TS ",\"ts\":\"2024-01-01 00:00:00Z\"}", 0, 1},
+    {"ts offset", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00.250+05:30\"}", 0, 1},
+    {"ts bad offset", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00+24:00\"}", 0, 0},
+    {"ts leap day", "{" WD_NO_TS ",\"ts\":\"2024-02-29T23:59:59.999Z\"}", 0, 1},
+    {"ts no leap day", "{" WD_NO_TS ",\"ts\":\"2023-02-29T00:00:00Z\"}", 0, 0},
+    {"ts 2000-02-29", "{" WD_NO_TS ",\"ts\":\"2000-02-29T00:00:00.000Z\"}", 0, 1},
+    {"ts 1900-02-29", "{" WD_NO_TS ",\"ts\":\"1900-02-29T00:00:00.000Z\"}", 0, 0},
+    {"ts year 0", "{" WD_NO_TS ",\"ts\":\"0000-03-01T00:00:00Z\"}", 0, 1},
+    {"ts year 9999", "{" WD_NO_TS ",\"ts\":\"9999-12-31T23:59:59.999Z\"}", 0, 1},
+    {"ts second 60", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:60Z\"}", 0, 0},
+    {"ts hour 24", "{" WD_NO_TS ",\"ts\":\"2024-01-01T24:00:00.000Z\"}", 0, 0},
+    {"ts month 13", "{" WD_NO_TS ",\"ts\":\"2024-13-01T00:00:00Z\"}", 0, 0},
+    {"ts no zone", "{" WD_NO_TS ",\"ts\":\"2024-01-01T00:00:00.000\"}", 0, 0},
+    {"ts integer", "{" WD_NO_TS ",\"ts\":1704067200000}", 0, 1},
+    {"ts integer with exponent", "{" WD_NO_TS ",\"ts\":1.7040672e12}", 0, 1},
+    {"ts -0", "{" WD_NO_TS ",\"ts\":-0}", 0, 1},
+    {"ts 0", "{" WD_NO_TS ",\"ts\":0}", 0, 1},
+    {"ts max", "{" WD_NO_TS ",\"ts\":253402300799999}", 0, 1},
+    {"ts past max", "{" WD_NO_TS ",\"ts\":253402300800000}", 0, 0},
+    {"ts fraction", "{" WD_NO_TS ",\"ts\":1704067200000.5}", 0, 0},
+    {"ts negative", "{" WD_NO_TS ",\"ts\":-1}", 0, 0},
+    /* types and ids */
+    {"security", "{" SEC_ALL "}", 0, 1},
+    {"balance", "{" BAL_BASE ",\"balance\":\"12.5\",\"balance_usd\":12.5}", 0, 1},
+    {"outflow no ids", "{" OUT_BASE "}", 0, 1},
+    {"outflow empty ids", "{" OUT_BASE ",\"withdrawal_ids\":[]}", 0, 1},
+    {"outflow ids", "{" OUT_BASE ",\"withdrawal_ids\":[\"a\",\"b\",\"c\"]}", 0, 1},
+    {"outflow 17 ids", "{" OUT_BASE ",\"withdrawal_ids\":[" ID16 "\"i\"]}", 0, 1},
+    {"outflow 257 ids", "{" OUT_BASE ",\"withdrawal_ids\":[" ID256 "\"i\"]}", 0, 0},
+    {"outflow 257 numbers", "{" OUT_BASE ",\"zz\":[" ID256 "1]}", 0, 1},
+    {"outflow empty id", "{" OUT_BASE ",\"withdrawal_ids\":[\"a\",\"\"]}", 0, 0},
+    {"outflow number id", "{" OUT_BASE ",\"withdrawal_ids\":[\"a\",1]}", 0, 0},
+    {"outflow null id", "{" OUT_BASE ",\"withdrawal_ids\":[null]}", 0, 0},
+    {"outflow nested ids", "{" OUT_BASE ",\"withdrawal_ids\":[[\"a\"]]}", 0, 0},
+    {"outflow ids not an array", "{" OUT_BASE ",\"withdrawal_ids\":\"a\"}", 0, 0},
+    {"outflow unknown array of strings too", "{" OUT_BASE ",\"zz\":[\"x\",\"y\"],\"withdrawal_ids\":[\"a\"]}",
+     0, 1},
+    {"unknown type", "{" E_ID ",\"type\":\"withdrawal\"," TS_OK "}", 0, 0},
+    {"type a number", "{" E_ID ",\"type\":5," TS_OK "}", 0, 0},
+    {"type null", "{" E_ID ",\"type\":null," TS_OK "}", 0, 0},
+    {"type missing", "{" E_ID "," TS_OK "}", 0, 0},
+    {"type with a NUL escape", "{" WD_ALL ",\"x\":1,\"type\":\"withdrawal.requested\\u0000\"}", 0, 0},
+};
+
+START_TEST(diff_edges)
+{
+    struct diff c;
+    diff_init(&c);
+    for (size_t i = 0; i < DG_ARRAY_LEN(edges); i++) {
+        const struct edge *e = &edges[i];
+        size_t len = e->len ? e->len : strlen(e->in);
+        int fast = diff_one(&c, e->name, e->in, len);
+        if (e->path >= 0 && fast != e->path)
+            ck_abort_msg("edge '%s': %s the fast path", e->name, fast ? "took" : "did not take");
+        /* every prefix is cut short: all rejected, the same way */
+        for (size_t n = 0; n < len; n++)
+            diff_one(&c, e->name, e->in, n);
+    }
+    diff_free(&c);
+}
+END_TEST
+
+START_TEST(diff_big_events)
+{
+    struct diff c;
+    size_t n = DG_MAX_EVENT_BYTES + 1;
+    char *buf = malloc(n);
+    diff_init(&c);
+
+    /* a valid event padded with a long string to exactly the limit, and
+     * one byte past it */
+    int head = snprintf(buf, n, "{" WD_ALL ",\"pad\":\"");
+    memset(buf + head, 'x', n - (size_t)head);
+    memcpy(buf + DG_MAX_EVENT_BYTES - 2, "\"}", 2);
+    ck_assert_int_eq(diff_one(&c, "64 KiB", buf, DG_MAX_EVENT_BYTES), 1);
+    memcpy(buf + DG_MAX_EVENT_BYTES - 2, "x\"}", 3);
+    ck_assert_int_eq(diff_one(&c, "64 KiB + 1", buf, DG_MAX_EVENT_BYTES + 1), 0);
+    /* 256 ids are allowed, 257 are not */
+    dg_buf b = {0};
+    dg_buf_puts(&b, "{" OUT_BASE ",\"withdrawal_ids\":[\"i0\"");
+    for (int i = 1; i < 256; i++)
+        dg_buf_printf(&b, ",\"i%d\"", i);
+    dg_buf_puts(&b, "]}");
+    ck_assert_int_eq(diff_one(&c, "256 ids", b.data, b.len), 1);
+    b.len -= 2;
+    dg_buf_puts(&b, ",\"i256\"]}");
+    ck_assert_int_eq(diff_one(&c, "257 ids", b.data, b.len), 0);
+    dg_buf_free(&b);
+    /* many members */
+    memset(&b, 0, sizeof b);
+    dg_buf_puts(&b, "{" WD_ALL);
+    for (int i = 0; i < 500; i++)
+        dg_buf_printf(&b, ",\"k%d\":[%d,\"%d\"]", i, i, i);
+    dg_buf_putc(&b, '}');
+    ck_assert_int_eq(diff_one(&c, "500 members", b.data, b.len), 1);
+    dg_buf_free(&b);
+    free(buf);
+    diff_free(&c);
+}
+END_TEST
+
+/* dg_fast_time() gives what dg_time_parse_rfc3339() gives, whenever it
+ * answers, with and without its memo, over every day of some years and
+ * broken spellings of them. */
+START_TEST(fast_time_agrees)
+{
+    static const int years[] = {0, 1, 1899, 1900, 1970, 1999, 2000, 2001, 2023, 2024, 2100, 9999};
+    struct dg_fast_day memo = {0};
+    uint64_t seed = 42;
+    unsigned long answered = 0;
+
+    for (size_t yi = 0; yi < DG_ARRAY_LEN(years); yi++) {
+        for (int mo = 0; mo <= 13; mo++) {
+            for (int d = 0; d <= 32; d++) {
+                for (int k = 0; k < 6; k++) {
+                    char s[40];
+                    int len = snprintf(s, sizeof s, "%04d-%02d-%02dT%02u:%02u:%02u", years[yi], mo, d,
+                                       rng_below(&seed, 25), rng_below(&seed, 61), rng_below(&seed, 61));
+                    if (k & 1)
+                        len += snprintf(s + len, sizeof s - (size_t)len, ".%03u", rng_below(&seed, 1000));
+                    s[len++] = 'Z';
+                    s[len] = '\0';
+                    if (k >= 4) /* one byte broken */
+                        s[rng_below(&seed, (unsigned)len)] = "0Z:-T.9a "[rng_below(&seed, 9)];
+                    int64_t a = -1, b = -1, c = -1;
+                    int ra = dg_fast_time(s, (size_t)len, &a, NULL);
+                    int rm = dg_fast_time(s, (size_t)len, &c, &memo);
+                    int rb = dg_time_parse_rfc3339(s, (size_t)len, &b);
+                    ck_assert_int_eq(ra, rm);
+                    if (ra == 0) {
+                        answered++;
+                        if (rb != 0 || a != b || c != b)
+                            ck_abort_msg("'%s': fast %lld, memo %lld, full %d/%lld", s, (long long)a,
+                                         (long long)c, rb, (long long)b);
+                    } else if (rb == 0 && k < 4 && strlen(s) >= 20 && (len == 20 || len == 24)) {
+                        ck_abort_msg("'%s': valid, but the fast parser declined", s);
+                    }
+                }
+            }
+        }
+    }
+    ck_assert_uint_gt(answered, 10000);
+}
+END_TEST
+
 static Suite *decode_suite(void)
 {
     Suite *s = suite_create("decode");
@@ -798,6 +1594,17 @@ static Suite *decode_suite(void)
 
     tc = tcase_create("contract");
     tcase_add_test(tc, contract_table);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("differential");
+    tcase_set_timeout(tc, 300); /* the sanitizer build is slow */
+    tcase_add_test(tc, diff_edges);
+    tcase_add_test(tc, diff_big_events);
+    tcase_add_test(tc, diff_case_events);
+    tcase_add_test(tc, diff_fuzz_seeds);
+    tcase_add_test(tc, diff_bench_events);
+    tcase_add_test(tc, diff_generated);
+    tcase_add_test(tc, fast_time_agrees);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,19 +1,25 @@
 /*
- * fuzz_decode.c - libFuzzer target for the decoder (decode_event.c): every
- * byte of a Kafka message or replay line is hostile. The input goes to
- * dg_decode() as is; a decoder that knows a few extra (non-contract) fields
- * exercises the unknown-field path too. Accepted events are read back field
- * by field so that ASan sees every pointer the decoder hands out.
+ * fuzz_decode.c - libFuzzer target for the decoder (decode_event.c,
+ * decode_fast.c): every byte of a Kafka message or replay line is hostile.
+ * The input goes to dg_decode() as is; a decoder that knows a few extra
+ * (non-contract) fields exercises the unknown-field path too. Accepted
+ * events are read back field by field so that ASan sees every pointer the
+ * decoder hands out. Then the same input goes through dg_decode_compare(),
+ * with and without extra fields: the fast path and the cJSON path must
+ * agree on everything a caller sees, or the target traps.
  */
+#include "decode_fast.h"
 #include "event.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
-static dg_decoder *dec;
+static dg_decoder *dec, *ref, *dec0, *ref0;
 
-static const char *const extra[] = {"risk_score", "country", "vip", "note"};
+/* a contract name, a repeated name and "" among them, as rule sets may */
+static const char *const extra[] = {"risk_score", "country", "vip", "note", "amount", "vip", ""};
 
 /* Touch every byte a decoded value points at. */
 static unsigned touch_value(const dg_value *v)
@@ -33,8 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dg_reject rej;
     volatile unsigned sink = 0;
 
-    if (!dec)
+    if (!dec) {
         dec = dg_decoder_new(extra, sizeof extra / sizeof extra[0]);
+        ref = dg_decoder_new(extra, sizeof extra / sizeof extra[0]);
+        dec0 = dg_decoder_new(NULL, 0);
+        ref0 = dg_decoder_new(NULL, 0);
+    }
     if (dg_decode(dec, (const char *)data, size, &ev, &rej) == 0) {
         for (int f = 0; f < DG_F_NKNOWN; f++)
             sink += touch_value(&ev.f[f]);
@@ -61,5 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
     }
     (void)sink;
+
+    char why[512];
+    if (dg_decode_compare(dec, ref, (const char *)data, size, NULL, why, sizeof why) != 0 ||
+        dg_decode_compare(dec0, ref0, (const char *)data, size, NULL, why, sizeof why) != 0) {
+        fprintf(stderr, "fast and cJSON paths differ: %s\n", why);
+        __builtin_trap();
+    }
     return 0;
 }
