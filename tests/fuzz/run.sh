@@ -30,7 +30,7 @@ fi
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Iengine -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
         -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter"
-LIBS="-lcjson -lyaml -lm"
+LIBS="-lcjson -lyaml -lcrypto -lm"
 
 cd "$ROOT" || exit 2
 mkdir -p "$OUT/obj"
