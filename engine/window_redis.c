@@ -213,19 +213,9 @@ struct args {
     size_t n, cap;
 };
 
-struct rstate {
-    struct dg_state base;
-    char *host, *unix_path, *user, *password, *prefix;
-    int port, db, timeout_ms;
-    redisContext *c;
-    char sha[41];
-    /* the batch between apply() and commit() */
+/* One batch between apply() and the outcome of its commit. */
+struct rbatch {
     dg_arena arena;
-    dg_hmap gc;                /* Redis key -> struct gentry, across batches
-                                  (borrowed keys) */
-    const struct dg_ruleset *gc_rs; /* the rule set gc's sections point into */
-    size_t gc_cursor;
-    uint64_t seq;              /* batches applied */
     struct gentry **opg;       /* the gentry of each window op of the batch, in order */
     size_t nopg, capopg;
     dg_hmap dvals;             /* zkey '\x1f' member -> struct dentry */
@@ -245,6 +235,35 @@ struct rstate {
     struct args ca;
     dg_buf cblob;
     size_t *ceidx, cne;
+    char token[40];            /* what this batch's script leaves in chain_key */
+    char after[40];            /* the token its script expects there ("": any) */
+    int placed;                /* it may place freezes */
+    size_t nguess;             /* keys taken to be absent */
+    struct gentry **wg;        /* the keys it writes, and how long they live */
+    int64_t *wttl;
+    size_t nwg, capwg;
+    int has_result;            /* its outcome is known already (see drain) */
+    int result, result_err;
+    char result_msg[200];
+};
+
+struct rstate {
+    struct dg_state base;
+    char *host, *unix_path, *user, *password, *prefix;
+    int port, db, timeout_ms;
+    redisContext *c;
+    char sha[41];
+    struct rbatch slot[2];      /* a batch being applied, and one whose commit
+                                   is on its way (see redis_apply) */
+    struct rbatch *b;          /* the batch apply() and commit() work on */
+    int q[2], nq;              /* slots with a commit sent, oldest first */
+    dg_hmap gc;                /* Redis key -> struct gentry, across batches
+                                  (borrowed keys) */
+    const struct dg_ruleset *gc_rs; /* the rule set gc's sections point into */
+    size_t gc_cursor;
+    uint64_t seq;              /* batches applied */
+    char chain_key[128];       /* P chain:<instance>: the last batch committed */
+    char instance[17];
     dg_buf kb;
     dg_buf out;                /* commands queued by append(), as RESP */
     int32_t *seen;             /* in-batch duplicate table */
@@ -601,23 +620,23 @@ static void gc_clear(struct rstate *r)
 /* The end of a batch (committed, or not: see batch_abort). */
 static void batch_reset(struct rstate *r)
 {
-    r->nbl = r->ndl = r->nzl = r->nrl = r->nopg = 0;
-    dg_hmap_free(&r->recs);
-    dg_hmap_init(&r->recs);
-    dg_hmap_free(&r->dvals);
-    dg_hmap_free(&r->zsets);
-    dg_hmap_init(&r->dvals);
-    dg_hmap_init(&r->zsets);
-    dg_arena_reset(&r->arena);
-    r->batch_open = 0;
+    r->b->nbl = r->b->ndl = r->b->nzl = r->b->nrl = r->b->nopg = 0;
+    dg_hmap_free(&r->b->recs);
+    dg_hmap_init(&r->b->recs);
+    dg_hmap_free(&r->b->dvals);
+    dg_hmap_free(&r->b->zsets);
+    dg_hmap_init(&r->b->dvals);
+    dg_hmap_init(&r->b->zsets);
+    dg_arena_reset(&r->b->arena);
+    r->b->batch_open = 0;
 }
 
 /* A batch that will not be committed as applied: the keys it touched may
  * hold its changes (or guesses), so they leave the cache. */
 static void batch_abort(struct rstate *r)
 {
-    for (size_t i = 0; i < r->nbl; i++)
-        gc_drop(r, r->bl[i]);
+    for (size_t i = 0; i < r->b->nbl; i++)
+        gc_drop(r, r->b->bl[i]);
     batch_reset(r);
 }
 
@@ -625,7 +644,7 @@ static const char *pkey(struct rstate *r, const char *kind, const char *a, size_
                         const char *b, size_t bl, size_t *len)
 {
     size_t pl = strlen(r->prefix), kl = strlen(kind);
-    char *k = dg_arena_alloc(&r->arena, pl + kl + al + 1 + bl + 1), *p = k;
+    char *k = dg_arena_alloc(&r->b->arena, pl + kl + al + 1 + bl + 1), *p = k;
     memcpy(p, r->prefix, pl);
     p += pl;
     memcpy(p, kind, kl);
@@ -646,19 +665,19 @@ static struct rentry *rentry_for(struct rstate *r, const char *id)
 {
     size_t len;
     const char *k = pkey(r, "r:", id, strlen(id), NULL, 0, &len);
-    struct rentry *e = dg_hmap_get(&r->recs, k, len);
+    struct rentry *e = dg_hmap_get(&r->b->recs, k, len);
     if (e)
         return e;
-    e = dg_arena_alloc(&r->arena, sizeof(*e));
+    e = dg_arena_alloc(&r->b->arena, sizeof(*e));
     memset(e, 0, sizeof(*e));
     e->key = k;
     e->keylen = len;
-    dg_hmap_put(&r->recs, k, len, e);
-    if (r->nrl == r->caprl) {
-        r->caprl = r->caprl ? r->caprl * 2 : 64;
-        r->rl = dg_xrealloc(r->rl, r->caprl * sizeof(*r->rl));
+    dg_hmap_put(&r->b->recs, k, len, e);
+    if (r->b->nrl == r->b->caprl) {
+        r->b->caprl = r->b->caprl ? r->b->caprl * 2 : 64;
+        r->b->rl = dg_xrealloc(r->b->rl, r->b->caprl * sizeof(*r->b->rl));
     }
-    r->rl[r->nrl++] = e;
+    r->b->rl[r->b->nrl++] = e;
     return e;
 }
 
@@ -711,11 +730,11 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
     g->wblob = NULL;
     for (size_t k = 0; k < g->nsec; k++)
         g->sec[k].z = NULL;
-    if (r->nbl == r->capbl) {
-        r->capbl = r->capbl ? r->capbl * 2 : 64;
-        r->bl = dg_xrealloc(r->bl, r->capbl * sizeof(*r->bl));
+    if (r->b->nbl == r->b->capbl) {
+        r->b->capbl = r->b->capbl ? r->b->capbl * 2 : 64;
+        r->b->bl = dg_xrealloc(r->b->bl, r->b->capbl * sizeof(*r->b->bl));
     }
-    r->bl[r->nbl++] = g;
+    r->b->bl[r->b->nbl++] = g;
     return g;
 }
 
@@ -747,20 +766,20 @@ static struct zset *zset_for(struct rstate *r, const struct dg_window *w, const 
 {
     size_t len;
     const char *k = pkey(r, "d:", w->state_id, strlen(w->state_id), op->key, op->keylen, &len);
-    struct zset *z = dg_hmap_get(&r->zsets, k, len);
+    struct zset *z = dg_hmap_get(&r->b->zsets, k, len);
     if (z)
         return z;
-    z = dg_arena_alloc(&r->arena, sizeof(*z));
+    z = dg_arena_alloc(&r->b->arena, sizeof(*z));
     memset(z, 0, sizeof(*z));
     z->key = k;
     z->len = len;
     z->ttl = w->over_ms + w->step_ms + r->base.lateness_ms;
-    dg_hmap_put(&r->zsets, k, len, z);
-    if (r->nzl == r->capzl) {
-        r->capzl = r->capzl ? r->capzl * 2 : 64;
-        r->zl = dg_xrealloc(r->zl, r->capzl * sizeof(*r->zl));
+    dg_hmap_put(&r->b->zsets, k, len, z);
+    if (r->b->nzl == r->b->capzl) {
+        r->b->capzl = r->b->capzl ? r->b->capzl * 2 : 64;
+        r->b->zl = dg_xrealloc(r->b->zl, r->b->capzl * sizeof(*r->b->zl));
     }
-    r->zl[r->nzl++] = z;
+    r->b->zl[r->b->nzl++] = z;
     return z;
 }
 
@@ -858,20 +877,20 @@ static struct dentry *dentry_for(struct rstate *r, struct zset *z, uint64_t h, i
     dg_buf_append(&r->kb, z->key, z->len);
     dg_buf_putc(&r->kb, '\x1f');
     dg_buf_append(&r->kb, member, 16);
-    struct dentry *d = dg_hmap_get(&r->dvals, r->kb.data, r->kb.len);
+    struct dentry *d = dg_hmap_get(&r->b->dvals, r->kb.data, r->kb.len);
     if (d || !create)
         return d;
-    d = dg_arena_alloc(&r->arena, sizeof(*d));
+    d = dg_arena_alloc(&r->b->arena, sizeof(*d));
     memset(d, 0, sizeof(*d));
     d->z = z;
     memcpy(d->member, member, 17);
     d->bucket = INT64_MIN;
-    dg_hmap_put(&r->dvals, r->kb.data, r->kb.len, d);
-    if (r->ndl == r->capdl) {
-        r->capdl = r->capdl ? r->capdl * 2 : 64;
-        r->dl = dg_xrealloc(r->dl, r->capdl * sizeof(*r->dl));
+    dg_hmap_put(&r->b->dvals, r->kb.data, r->kb.len, d);
+    if (r->b->ndl == r->b->capdl) {
+        r->b->capdl = r->b->capdl ? r->b->capdl * 2 : 64;
+        r->b->dl = dg_xrealloc(r->b->dl, r->b->capdl * sizeof(*r->b->dl));
     }
-    r->dl[r->ndl++] = d;
+    r->b->dl[r->b->ndl++] = d;
     z->nmembers++;
     if (z->last)
         z->last->next = d;
@@ -921,7 +940,7 @@ static void arg_str(struct args *a, const char *s)
 
 static void arg_int(struct rstate *r, struct args *a, long long v)
 {
-    char tmp[24], *s = dg_arena_alloc(&r->arena, 24);
+    char tmp[24], *s = dg_arena_alloc(&r->b->arena, 24);
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     int n = 0, k = 0;
     do
@@ -963,7 +982,7 @@ static const char *freeze_field(struct rstate *r, const struct dg_item *it, int 
 {
     const char *name = dg_scope_name(sc);
     size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
-    char *field = dg_arena_alloc(&r->arena, fl + 1);
+    char *field = dg_arena_alloc(&r->b->arena, fl + 1);
     memcpy(field, name, nl);
     field[nl] = '|';
     memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
@@ -996,7 +1015,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     int rc = -1;
     int64_t now = wall_ms();
 
-    if (r->batch_open)
+    if (r->b->batch_open)
         batch_abort(r); /* applied, never committed */
     else
         batch_reset(r);
@@ -1022,11 +1041,11 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         struct dg_item *it = &items[i];
         for (size_t o = 0; o < it->nops; o++) {
             struct gentry *g = gentry_for(r, &rs->windows[it->ops[o].win], &it->ops[o], now);
-            if (r->nopg == r->capopg) {
-                r->capopg = r->capopg ? 2 * r->capopg : 1024;
-                r->opg = dg_xrealloc(r->opg, r->capopg * sizeof(*r->opg));
+            if (r->b->nopg == r->b->capopg) {
+                r->b->capopg = r->b->capopg ? 2 * r->b->capopg : 1024;
+                r->b->opg = dg_xrealloc(r->b->opg, r->b->capopg * sizeof(*r->b->opg));
             }
-            r->opg[r->nopg++] = g;
+            r->b->opg[r->b->nopg++] = g;
         }
         for (size_t k = 0; k < it->nreq_ids; k++)
             rentry_for(r, it->req_ids[k]);
@@ -1036,11 +1055,11 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
      * mostly been new lately, taken to be absent: the commit script checks
      * that, and sends what they hold when it is wrong */
     int guess = r->present < GUESS_BELOW;
-    miss_g = dg_xcalloc(r->nbl + 1, sizeof(*miss_g));
-    miss_r = dg_xcalloc(r->nrl + 1, sizeof(*miss_r));
+    miss_g = dg_xcalloc(r->b->nbl + 1, sizeof(*miss_g));
+    miss_r = dg_xcalloc(r->b->nrl + 1, sizeof(*miss_r));
     arg_str(&mget, "MGET");
-    for (size_t i = 0; i < r->nbl; i++) {
-        struct gentry *g = r->bl[i];
+    for (size_t i = 0; i < r->b->nbl; i++) {
+        struct gentry *g = r->b->bl[i];
         if (g->known) {
             r->stats.keys_cached++;
             continue;
@@ -1055,8 +1074,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         miss_g[nmg++] = i;
         arg(&mget, g->key, g->keylen);
     }
-    for (size_t i = 0; i < r->nrl; i++) {
-        struct rentry *re = r->rl[i];
+    for (size_t i = 0; i < r->b->nrl; i++) {
+        struct rentry *re = r->b->rl[i];
         const struct centry *ce = cache_get(r, re->key, re->keylen, now);
         if (!ce && guess) {
             re->guessed = 1;
@@ -1103,7 +1122,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                 there_n += rep->element[k]->type == REDIS_REPLY_STRING;
             note_present(r, there_n, nmg + nmr);
             for (size_t k = 0; k < nmg; k++) {
-                struct gentry *g = r->bl[miss_g[k]];
+                struct gentry *g = r->b->bl[miss_g[k]];
                 redisReply *e = rep->element[k];
                 int there = e->type == REDIS_REPLY_STRING;
                 if (there && decode_blob(r, rs, g, e->str, e->len) != 0) {
@@ -1115,7 +1134,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                 g->expires_ms = until;
             }
             for (size_t k = 0; k < nmr; k++) {
-                struct rentry *re = r->rl[miss_r[k]];
+                struct rentry *re = r->b->rl[miss_r[k]];
                 redisReply *e = rep->element[nmg + k];
                 int there = e->type == REDIS_REPLY_STRING;
                 if (there && take_record(r, re, e->str, e->len, arena) != 0)
@@ -1176,12 +1195,12 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             const struct dg_window *w = &rs->windows[op->win];
             if (!op->add || !(w->agg->need & DG_NEED_DISTINCT))
                 continue;
-            struct section *sec = section_for(r->opg[og + o], w);
+            struct section *sec = section_for(r->b->opg[og + o], w);
             if (sec->st.ext)
                 dentry_for(r, zset_for(r, w, op), op->vhash, 1);
         }
-    for (size_t zi = 0; zi < r->nzl; zi++) {
-        struct zset *z = r->zl[zi];
+    for (size_t zi = 0; zi < r->b->nzl; zi++) {
+        struct zset *z = r->b->zl[zi];
         struct args za = {0};
         arg_str(&za, "ZMSCORE");
         arg(&za, z->key, z->len);
@@ -1192,8 +1211,8 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         if (!ok)
             goto out_down;
     }
-    for (size_t zi = 0; zi < r->nzl; zi++) {
-        struct zset *z = r->zl[zi];
+    for (size_t zi = 0; zi < r->b->nzl; zi++) {
+        struct zset *z = r->b->zl[zi];
         if (get_reply(r, &rep) != REDIS_OK)
             goto out_down;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != z->nmembers) {
@@ -1247,7 +1266,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            struct gentry *g = r->opg[og + o];
+            struct gentry *g = r->b->opg[og + o];
             struct section *sec = section_for(g, w);
             if (!sec->live) {
                 if (!op->add) { /* a read of a key never written: empty */
@@ -1272,13 +1291,13 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         }
     }
     /* where each distinct set's window now starts: values below are stale */
-    for (size_t i = 0; i < r->nbl; i++)
-        for (size_t k = 0; k < r->bl[i]->nsec; k++) {
-            struct section *sec = &r->bl[i]->sec[k];
+    for (size_t i = 0; i < r->b->nbl; i++)
+        for (size_t k = 0; k < r->b->bl[i]->nsec; k++) {
+            struct section *sec = &r->b->bl[i]->sec[k];
             if (sec->z && sec->w)
                 sec->z->lo = dg_wstate_low(&sec->st, sec->w);
         }
-    r->batch_open = 1;
+    r->b->batch_open = 1;
     rc = 0;
     goto out;
 out_down:
@@ -1312,7 +1331,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     size_t *eidx = NULL; /* the items whose decisions the script gets, in order */
     char at[32];
 
-    if (!r->batch_open) {
+    if (!r->b->batch_open) {
         fail(r, DG_STATE_DOWN, "commit without apply");
         return -1;
     }
@@ -1329,17 +1348,17 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
         arg(&a, fk, fl);
         arg(&a, fv, fvl);
-        arg(&a, dg_arena_strndup(&r->arena, r->fver, r->fver_len), r->fver_len);
+        arg(&a, dg_arena_strndup(&r->b->arena, r->fver, r->fver_len), r->fver_len);
     }
     /* every key read, with the version it had ("" when it did not exist) */
-    arg_int(r, &a, (long long)(r->nbl + r->nrl));
-    for (size_t i = 0; i < r->nbl; i++) {
-        arg(&a, r->bl[i]->key, r->bl[i]->keylen);
-        arg(&a, (const char *)r->bl[i]->ver, r->bl[i]->existed ? 8 : 0);
+    arg_int(r, &a, (long long)(r->b->nbl + r->b->nrl));
+    for (size_t i = 0; i < r->b->nbl; i++) {
+        arg(&a, r->b->bl[i]->key, r->b->bl[i]->keylen);
+        arg(&a, (const char *)r->b->bl[i]->ver, r->b->bl[i]->existed ? 8 : 0);
     }
-    for (size_t i = 0; i < r->nrl; i++) {
-        arg(&a, r->rl[i]->key, r->rl[i]->keylen);
-        arg(&a, (const char *)r->rl[i]->ver, r->rl[i]->existed ? 8 : 0);
+    for (size_t i = 0; i < r->b->nrl; i++) {
+        arg(&a, r->b->rl[i]->key, r->b->rl[i]->keylen);
+        arg(&a, (const char *)r->b->rl[i]->ver, r->b->rl[i]->existed ? 8 : 0);
     }
     /* decisions (the script refuses the batch if one was decided already) */
     size_t ne = 0;
@@ -1354,7 +1373,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             continue;
         size_t kl;
         const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
-        char *v = dg_arena_alloc(&r->arena, it->decision_len + 1);
+        char *v = dg_arena_alloc(&r->b->arena, it->decision_len + 1);
         v[0] = 'D';
         memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
         arg(&a, k, kl);
@@ -1365,18 +1384,18 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     /* the request records this batch wrote: the last write of each wins */
     for (size_t i = 0; i < n; i++)
         for (size_t w = 0; !items[i].dup && w < items[i].nwrites; w++) {
-            char *id = dg_arena_strndup(&r->arena, items[i].writes[w]->id, items[i].writes[w]->idlen);
+            char *id = dg_arena_strndup(&r->b->arena, items[i].writes[w]->id, items[i].writes[w]->idlen);
             rentry_for(r, id)->write = items[i].writes[w];
         }
     /* the keys this batch changed, with the next version */
     size_t nd = 0;
-    for (size_t i = 0; i < r->nbl; i++)
-        nd += r->bl[i]->dirty;
-    for (size_t i = 0; i < r->nrl; i++)
-        nd += r->rl[i]->write != NULL;
+    for (size_t i = 0; i < r->b->nbl; i++)
+        nd += r->b->bl[i]->dirty;
+    for (size_t i = 0; i < r->b->nrl; i++)
+        nd += r->b->rl[i]->write != NULL;
     arg_int(r, &a, (long long)nd);
-    for (size_t i = 0; i < r->nrl; i++) {
-        struct rentry *re = r->rl[i];
+    for (size_t i = 0; i < r->b->nrl; i++) {
+        struct rentry *re = r->b->rl[i];
         if (!re->write)
             continue;
         uint64_t v = 0;
@@ -1387,14 +1406,14 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         for (int k = 0; k < 8; k++)
             dg_buf_putc(&blob, (char)(v >> (8 * k)));
         dg_reqrec_encode(re->write, &blob);
-        re->wval = dg_arena_strndup(&r->arena, blob.data, blob.len);
+        re->wval = dg_arena_strndup(&r->b->arena, blob.data, blob.len);
         re->wlen = blob.len;
         arg(&a, re->key, re->keylen);
         arg(&a, re->wval, re->wlen);
         arg_int(r, &a, (long long)DG_REQUEST_RETENTION_MS);
     }
-    for (size_t i = 0; i < r->nbl; i++) {
-        struct gentry *g = r->bl[i];
+    for (size_t i = 0; i < r->b->nbl; i++) {
+        struct gentry *g = r->b->bl[i];
         if (!g->dirty)
             continue;
         uint64_t v = 0;
@@ -1402,7 +1421,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             v |= (uint64_t)g->ver[k] << (8 * k);
         blob.len = 0;
         encode_blob(g, g->existed ? v + 1 : 1, &blob);
-        char *copy = dg_arena_alloc(&r->arena, blob.len);
+        char *copy = dg_arena_alloc(&r->b->arena, blob.len);
         memcpy(copy, blob.data, blob.len);
         g->wblob = copy;
         g->wlen = blob.len;
@@ -1413,11 +1432,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     }
     /* distinct values */
     size_t nz = 0;
-    for (size_t i = 0; i < r->nzl; i++)
-        nz += r->zl[i]->dirty;
+    for (size_t i = 0; i < r->b->nzl; i++)
+        nz += r->b->zl[i]->dirty;
     arg_int(r, &a, (long long)nz);
-    for (size_t i = 0; i < r->nzl; i++) {
-        struct zset *z = r->zl[i];
+    for (size_t i = 0; i < r->b->nzl; i++) {
+        struct zset *z = r->b->zl[i];
         size_t m = 0;
         if (!z->dirty)
             continue;
@@ -1459,8 +1478,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             dg_buf_printf(&j, ",\"ts\":%lld,\"event_id\":", (long long)it->ts);
             dg_buf_json_str(&j, it->event_id, it->event_id_len);
             dg_buf_printf(&j, ",\"at\":\"%s\",\"by\":\"engine\"}", at);
-            arg(&a, dg_arena_strndup(&r->arena, f.data, f.len), f.len);
-            arg(&a, dg_arena_strndup(&r->arena, j.data, j.len), j.len);
+            arg(&a, dg_arena_strndup(&r->b->arena, f.data, f.len), f.len);
+            arg(&a, dg_arena_strndup(&r->b->arena, j.data, j.len), j.len);
             dg_buf_free(&f);
             dg_buf_free(&j);
         }
@@ -1470,11 +1489,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         goto fail_down;
     if (send_out(r) != REDIS_OK)
         goto fail_down;
-    r->ca = a;
-    r->cblob = blob;
-    r->ceidx = eidx;
-    r->cne = ne;
-    r->csent = 1;
+    r->b->ca = a;
+    r->b->cblob = blob;
+    r->b->ceidx = eidx;
+    r->b->cne = ne;
+    r->b->csent = 1;
     return 0;
 fail_down:
     fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
@@ -1489,21 +1508,21 @@ fail:
 static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t n)
 {
     struct rstate *r = (struct rstate *)st;
-    struct args a = r->ca;
-    dg_buf blob = r->cblob;
-    size_t *eidx = r->ceidx, ne = r->cne;
+    struct args a = r->b->ca;
+    dg_buf blob = r->b->cblob;
+    size_t *eidx = r->b->ceidx, ne = r->b->cne;
     redisReply *rep = NULL;
     int rc = -1;
 
     (void)n;
-    memset(&r->ca, 0, sizeof r->ca);
-    memset(&r->cblob, 0, sizeof r->cblob);
-    r->ceidx = NULL;
-    if (!r->csent) {
+    memset(&r->b->ca, 0, sizeof r->b->ca);
+    memset(&r->b->cblob, 0, sizeof r->b->cblob);
+    r->b->ceidx = NULL;
+    if (!r->b->csent) {
         fail(r, DG_STATE_DOWN, "commit reply without a commit");
         goto out;
     }
-    r->csent = 0;
+    r->b->csent = 0;
     if (get_reply(r, &rep) != REDIS_OK) {
         rep = NULL;
         fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
@@ -1538,10 +1557,10 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         size_t fvl, nguess = 0, present = 0, pl = strlen(r->prefix);
         const char *first = "?";
         int64_t until = wall_ms() + CACHE_READ_MS;
-        for (size_t i = 0; i < r->nbl; i++)
-            nguess += r->bl[i]->guessed;
-        for (size_t i = 0; i < r->nrl; i++)
-            nguess += r->rl[i]->guessed;
+        for (size_t i = 0; i < r->b->nbl; i++)
+            nguess += r->b->bl[i]->guessed;
+        for (size_t i = 0; i < r->b->nrl; i++)
+            nguess += r->b->rl[i]->guessed;
         batch_abort(r); /* the keys it touched hold its changes */
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
         for (size_t k = 1; k + 1 < rep->elements; k += 2) {
@@ -1610,8 +1629,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     {
         int64_t now = wall_ms();
         size_t nguess = 0;
-        for (size_t i = 0; i < r->nbl; i++) {
-            struct gentry *g = r->bl[i];
+        for (size_t i = 0; i < r->b->nbl; i++) {
+            struct gentry *g = r->b->bl[i];
             nguess += g->guessed; /* the script saw those absent */
             if (!g->dirty)
                 continue;
@@ -1619,8 +1638,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             g->existed = 1;
             g->expires_ms = now + g->wttl - CACHE_MARGIN_MS;
         }
-        for (size_t i = 0; i < r->nrl; i++) {
-            const struct rentry *re = r->rl[i];
+        for (size_t i = 0; i < r->b->nrl; i++) {
+            const struct rentry *re = r->b->rl[i];
             nguess += re->guessed;
             if (re->write)
                 cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
@@ -1698,25 +1717,32 @@ static int redis_peek(struct dg_state *st, const struct dg_window *w, const char
 static void redis_destroy(struct dg_state *st)
 {
     struct rstate *r = (struct rstate *)st;
-    batch_reset(r);
     gc_clear(r);
     dg_hmap_free(&r->gc);
-    free(r->opg);
-    dg_hmap_free(&r->dvals);
-    dg_arena_free(&r->arena);
+    for (int i = 0; i < 2; i++) {
+        struct rbatch *b = &r->slot[i];
+        args_free(&b->ca);
+        dg_buf_free(&b->cblob);
+        free(b->ceidx);
+        free(b->opg);
+        free(b->rl);
+        free(b->bl);
+        free(b->dl);
+        free(b->zl);
+        free(b->wg);
+        free(b->wttl);
+        dg_hmap_free(&b->dvals);
+        dg_hmap_free(&b->zsets);
+        dg_hmap_free(&b->recs);
+        dg_arena_free(&b->arena);
+    }
     if (r->c)
         redisFree(r->c);
-    dg_hmap_free(&r->zsets);
-    dg_hmap_free(&r->recs);
     cache_clear(r);
     dg_hmap_free(&r->cache);
     dg_hmap_free(&r->fz);
     known_clear(r);
     dg_hmap_free(&r->known);
-    free(r->rl);
-    free(r->bl);
-    free(r->dl);
-    free(r->zl);
     free(r->seen);
     dg_buf_free(&r->kb);
     dg_buf_free(&r->out);
@@ -1748,11 +1774,31 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     r->prefix = dg_xstrdup(o->prefix ? o->prefix : "dg:");
     r->db = o->db;
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
-    dg_arena_init(&r->arena, 64 * 1024);
+    for (int i = 0; i < 2; i++) {
+        dg_arena_init(&r->slot[i].arena, 64 * 1024);
+        dg_hmap_init(&r->slot[i].dvals);
+        dg_hmap_init(&r->slot[i].zsets);
+        dg_hmap_init(&r->slot[i].recs);
+    }
+    r->b = &r->slot[0];
     dg_hmap_init_borrowed(&r->gc);
-    dg_hmap_init(&r->dvals);
-    dg_hmap_init(&r->zsets);
-    dg_hmap_init(&r->recs);
+    {
+        /* this instance's chain token prefix: the batches it has in
+         * flight are committed in order, or not at all */
+        unsigned char rnd[8] = {0};
+        FILE *u = fopen("/dev/urandom", "rb");
+        if (!u || fread(rnd, 1, sizeof rnd, u) != sizeof rnd) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+            memcpy(rnd, &v, 8);
+        }
+        if (u)
+            fclose(u);
+        for (int i = 0; i < 8; i++)
+            snprintf(r->instance + 2 * i, 3, "%02x", rnd[i]);
+        snprintf(r->chain_key, sizeof r->chain_key, "%schain:%s", r->prefix, r->instance);
+    }
     dg_hmap_init_borrowed(&r->cache);
     dg_hmap_init(&r->fz);
     dg_hmap_init(&r->known);
