@@ -209,6 +209,8 @@ struct run {
         size_t nparts;
     } pre;
     int drop_pre;               /* revocation: read the prefetched batch again */
+    int pre_started;            /* the prefetched batch's commit is on its way too */
+    int started;                /* the batch in hand's commit is on its way */
     struct flight fl[MAX_FLIGHTS]; /* ring, oldest at fl_head */
     size_t fl_head, fl_n;
     struct dg_tp *rewind;       /* where a failed delivery sends partitions back */
@@ -933,6 +935,7 @@ static void drop_prefetched(struct run *r)
     if (!b->n)
         return;
     dg_pipeline_discard(b->p);
+    r->pre_started = 0;
     if (!stop_requested && dg_consumer_seek(r->src, b->first, b->nparts) != 0)
         dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
     dg_consumer_release(r->src, b->msgs, b->n);
@@ -957,6 +960,8 @@ static void take_prefetched(struct run *r)
     b->first = first;
     b->next = next;
     b->n = b->nparts = 0;
+    r->started = r->pre_started;
+    r->pre_started = 0;
 }
 
 static int backoff_next(int ms)
@@ -1026,6 +1031,7 @@ static void delivery_failed(struct run *r, size_t failed, const char *err)
     if (r->pre.n) { /* read after them: read again */
         rewind_add(r, r->pre.first, r->pre.nparts);
         dg_pipeline_discard(r->pre.p);
+        r->pre_started = 0;
         if (!r->in_callback) {
             dg_consumer_release(r->src, r->pre.msgs, r->pre.n);
             r->pre.n = 0;
@@ -1106,13 +1112,29 @@ static void take_off(struct run *r, double decide_s)
  * decided (its offsets are stored once acknowledged), 1 when it will be
  * read again (revoked, an earlier batch undelivered, shutting down during
  * an outage), -1 on a fatal consumer error. */
-/* Decide the batch in hand; while Redis commits it, prefetch the next. */
-static int decide_now(struct run *r, char *err, size_t errsz)
+/* Decide the batch in hand. While Redis commits it, read and decode the
+ * next, and start that one too where the backend can (it builds on this
+ * one's changes and is committed only after it): so the engine judges a
+ * batch while Redis runs the script of the one before. */
+static int decide_now(struct run *r, int speculate, char *err, size_t errsz)
 {
-    if (dg_pipeline_start(r->p, err, errsz) != 0)
+    int st = r->started ? 0 : dg_pipeline_start(r->p, err, errsz);
+    if (st == 1) /* cannot happen: nothing is ahead of the batch in hand */
+        snprintf(err, errsz, "the state backend is busy");
+    if (st != 0)
         return -1;
+    r->started = 0;
     prefetch(r);
-    return dg_pipeline_finish(r->p, err, errsz);
+    if (speculate && r->pre.n && !r->pre_started) {
+        char e[256];
+        r->pre_started = dg_pipeline_start(r->pre.p, e, sizeof e) == 0;
+    }
+    int rc = dg_pipeline_finish(r->p, err, errsz);
+    if (rc != 0 && r->pre_started) {
+        dg_pipeline_abandon(r->pre.p); /* built on this one: started again later */
+        r->pre_started = 0;
+    }
+    return rc;
 }
 
 static int process_batch(struct run *r, int pushed)
@@ -1126,7 +1148,8 @@ static int process_batch(struct run *r, int pushed)
     if (r->fl_n >= MAX_FLIGHTS || dg_producer_rounds_full(r->out)) {
         if (retire(r, MAX_FLIGHTS - 1)) {
             /* read from positions the rewind moves back over: read again */
-            dg_pipeline_discard(r->p); /* when prefetched, it was pushed */
+            dg_pipeline_discard(r->p); /* when prefetched, it was pushed (maybe started) */
+            r->started = 0;
             rewind_add(r, r->first, r->nparts);
             return rewind_now(r) ? -1 : 1;
         }
@@ -1135,7 +1158,7 @@ static int process_batch(struct run *r, int pushed)
     if (!pushed)
         push_all(r->p, r->msgs, r->n);
 
-    for (t0 = dg_now_seconds(); decide_now(r, err, sizeof err) != 0; t0 = dg_now_seconds()) {
+    for (t0 = dg_now_seconds(); decide_now(r, !outage_start, err, sizeof err) != 0; t0 = dg_now_seconds()) {
         /* nothing was emitted and the batch is kept: no decision, no offset */
         set_state_up(r, 0, err);
         if (r->mx)
@@ -1506,10 +1529,11 @@ int dg_cmd_run(int argc, char **argv)
                                    DG_LF_NUM("decided_found", rs.decided_found),
                                    DG_LF_NUM("cache_keys", rs.cache_keys)};
         dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
-                "redis: %llu commits (one round trip each), %llu batches read first; keys: %llu from "
-                "the cache, %llu read, %llu taken to be new; %llu conflicts (%llu events found "
-                "decided); cache: %zu keys, %.1f MiB", rs.commits, rs.reads, rs.keys_cached, rs.keys_read,
-                rs.keys_guessed, rs.conflicts,
+                "redis: %llu commits (one round trip each), %llu batches read first, %llu built on the "
+                "batch ahead while its commit ran (%llu could not); keys: %llu from the cache, %llu "
+                "read, %llu taken to be new; %llu conflicts (%llu events found decided); cache: %zu "
+                "keys, %.1f MiB", rs.commits, rs.reads, rs.built_ahead, rs.busy, rs.keys_cached,
+                rs.keys_read, rs.keys_guessed, rs.conflicts,
                 rs.decided_found, rs.cache_keys, rs.cache_bytes / 1048576.0);
     }
 out_pipeline:

@@ -16,7 +16,7 @@
 #include <time.h>
 
 /* attempts at a batch that keeps losing races to other instances */
-#define MAX_CONFLICT_RETRIES 16
+#define MAX_CONFLICT_RETRIES 32
 
 struct slot {
     dg_decoder *dec;
@@ -58,6 +58,7 @@ struct dg_pipeline {
     char decided_at_buf[32];
     const char *dat;        /* the batch's decided_at, or NULL */
     int sent;               /* a commit was sent, its outcome not read */
+    uint64_t rnd;           /* for the conflict backoff */
     int64_t max_future_ms;
     dg_signer *signer;      /* owned; NULL: decisions are not signed */
     struct dg_pipeline_stats stats;
@@ -82,6 +83,7 @@ dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, s
     p->items = dg_xcalloc(p->cap, sizeof(*p->items));
     p->placed = dg_xcalloc(p->cap * DG_NSCOPES, sizeof(*p->placed));
     p->decided_at = decided_at;
+    p->rnd = (uint64_t)(uintptr_t)p ^ (uint64_t)time(NULL);
     dg_arena_init(&p->arena, 64 * 1024);
     dg_hmap_init(&p->reqov);
     make_decoders(p);
@@ -125,10 +127,7 @@ int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
 
 void dg_pipeline_discard(dg_pipeline *p)
 {
-    if (p->sent) { /* its outcome does not matter: nothing is emitted */
-        p->sent = 0;
-        p->st->ops->commit_recv(p->st, p->items, p->nitems);
-    }
+    dg_pipeline_abandon(p); /* its outcome does not matter: nothing is emitted */
     p->n = 0;
     p->nitems = 0;
     dg_arena_reset(&p->arena);
@@ -545,6 +544,14 @@ static int retry(dg_pipeline *p, int rc, char *errstr, size_t errsz)
             snprintf(errstr, errsz, "%s", p->st->errstr);
             return -1;
         }
+        if (attempt >= 2) {
+            /* two writers keep changing the same keys: step aside a
+             * random while, longer each time, so that one gets through */
+            p->rnd = p->rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+            long us = (long)((p->rnd >> 33) % (250u << (attempt < 8 ? attempt - 2 : 6)));
+            struct timespec ts = {0, us * 1000};
+            nanosleep(&ts, NULL);
+        }
         rc = decide(p, p->dat, 0);
     }
     return 0;
@@ -564,7 +571,17 @@ int dg_pipeline_start(dg_pipeline *p, char *errstr, size_t errsz)
     if (rc == 0)
         return 0;
     p->sent = 0;
+    if (p->st->err == DG_STATE_BUSY)
+        return 1; /* nothing done: after the batch ahead */
     return retry(p, rc, errstr, errsz);
+}
+
+void dg_pipeline_abandon(dg_pipeline *p)
+{
+    if (p->sent) { /* its outcome does not matter: the batch is decided again */
+        p->sent = 0;
+        p->st->ops->commit_recv(p->st, p->items, p->nitems);
+    }
 }
 
 int dg_pipeline_finish(dg_pipeline *p, char *errstr, size_t errsz)

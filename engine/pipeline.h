@@ -77,6 +77,15 @@ int dg_pipeline_start(dg_pipeline *p, char *errstr, size_t errsz);
 int dg_pipeline_finish(dg_pipeline *p, char *errstr, size_t errsz);
 int dg_pipeline_emit(dg_pipeline *p, dg_emit_fn emit, void *ud);
 
+/* Two batches in flight (run): a second pipeline may start its batch while
+ * the first one's commit is on its way. The backend builds it on the first
+ * one's changes and commits it only if the first one was committed; start
+ * returns 1 (nothing done) when it cannot, and the caller starts it again
+ * after finishing the first. The second is finished after the first; if
+ * the first fails for good, abandon the second (its outcome is read and
+ * dropped; the batch stays pending, to be started again). */
+void dg_pipeline_abandon(dg_pipeline *p);
+
 /* Refuse events stamped more than max_future_ms ahead of the wall clock
  * (0: no limit, the default; replay trusts its file). They are rejected
  * like any invalid input: reason bad_value on field 'ts', and a hold when

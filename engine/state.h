@@ -107,7 +107,11 @@ enum {
     DG_STATE_DOWN,     /* unreachable, timed out, refused: retry later */
     DG_STATE_CONFLICT, /* another instance changed a key this batch read:
                           apply and judge again, at once */
-    DG_STATE_CORRUPT   /* stored state that cannot be read: needs a human */
+    DG_STATE_CORRUPT,  /* stored state that cannot be read: needs a human */
+    DG_STATE_BUSY      /* apply() while another batch's commit is on its way,
+                          and this batch would need that outcome first (a read,
+                          a freeze placed): nothing done; finish the other
+                          batch, then apply again */
 };
 
 struct dg_state {
@@ -147,6 +151,7 @@ int dg_state_ping(struct dg_state *st);
  * events decided already), and the cache's size now. */
 struct dg_redis_stats {
     unsigned long long commits, reads, keys_cached, keys_read, keys_guessed, conflicts, decided_found;
+    unsigned long long built_ahead, busy; /* applied while another commit was on its way; could not */
     size_t cache_keys, cache_bytes;
 };
 void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out);

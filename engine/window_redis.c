@@ -50,26 +50,30 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The write half of a batch, atomic. First the check: every key the batch
- * read still has the version it had (one MGET; the first 8 bytes of each
- * string), and so does the freezes' version. Then the writes. Returns
- * {1}, or {0, key} and writes nothing. */
-/* The write half of a batch, atomic. First the checks: the freezes'
- * version, every key the batch used still has the version it had (one
+/* The write half of a batch, atomic. First the checks: the batch this one
+ * was built on was committed (ARGV[4], this instance's chain key, holds
+ * ARGV[5], the token of the batch ahead, when one was on its way; else
+ * {3}); the freezes' version, every key the batch used still has the version it had (one
  * MGET; the first 8 bytes of each string; "" for a key that did not
  * exist), and no event of the batch was decided already (one EXISTS).
  * Then the writes. Returns {1, freezes placed}; {0, key, value, ...} (the
  * keys that changed with what they hold now, nil when nothing; the
  * freezes' version key among them) and writes nothing; or {2, index,
- * "D"+decision, ...} for events decided already, and writes nothing. */
+ * "D"+decision, ...} for events decided already, and writes nothing. It
+ * leaves its own token ARGV[6] in the chain key. A conflict also marks the
+ * contention key ARGV[7] for 10 s, and a commit says whether it is marked:
+ * while it is, no instance builds a batch on one whose commit is on its
+ * way (an instance with two scripts always queued would starve another
+ * one writing the same keys). */
 static const char commit_script[] =
     "local a = ARGV\n"
     "local call = redis.call\n"
     "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
+    "if a[5] ~= '' and call('GET', a[4]) ~= a[5] then return {3} end\n"
     "local bad = {0}\n"
     "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n"
-    "local n = tonumber(a[4])\n"
-    "local i = 5\n"
+    "local n = tonumber(a[8])\n"
+    "local i = 9\n"
     "if n > 0 then\n"
     "  local keys = {}\n"
     "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
@@ -80,7 +84,7 @@ static const char commit_script[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "if #bad > 1 then return bad end\n"
+    "if #bad > 1 then call('SET', a[7], '1', 'PX', 10000); return bad end\n"
     "i = i + 2 * n\n"
     "local ne = tonumber(a[i])\n"
     "if ne > 0 then\n"
@@ -122,7 +126,8 @@ static const char commit_script[] =
     "  i = i + 2\n"
     "end\n"
     "if placed > 0 then call('INCR', fvkey) end\n"
-    "return {1, placed}\n";
+    "call('SET', a[4], a[6], 'PX', 600000)\n"
+    "return {1, placed, call('EXISTS', a[7])}\n";
 
 /* The write-through cache: a Redis key this instance read or wrote, as it
  * stands there (version included), until expires_ms (wall clock). */
@@ -177,6 +182,10 @@ struct gentry {
     int64_t expires_ms;        /* wall clock: then it is read again */
     uint64_t seq;              /* the batch that last touched it */
     int known;                 /* state read, written, or taken to be absent */
+    int pin;                   /* batches in flight that touched it: not swept */
+    int stale;                 /* holds changes of a batch that failed: dropped
+                                  when no batch in flight needs it any more */
+    int doomed;                /* being dropped (see drop_touched) */
     int dirty;                 /* a section changed: write it */
     const char *wblob;         /* what commit writes (arena), for the cache */
     size_t wlen;
@@ -242,9 +251,10 @@ struct rbatch {
     struct gentry **wg;        /* the keys it writes, and how long they live */
     int64_t *wttl;
     size_t nwg, capwg;
-    int has_result;            /* its outcome is known already (see drain) */
+    int has_result;            /* its outcome is known already (see fail_queue) */
+    const struct dg_item *items; /* the batch's, to match commit_recv() */
     int result, result_err;
-    char result_msg[200];
+    char result_msg[256];
 };
 
 struct rstate {
@@ -263,6 +273,12 @@ struct rstate {
     size_t gc_cursor;
     uint64_t seq;              /* batches applied */
     char chain_key[128];       /* P chain:<instance>: the last batch committed */
+    char contended_key[128];   /* P contended: instances conflict (see commit_script) */
+    int64_t calm_until;        /* no batch built on another before this (wall ms) */
+    struct gentry **buried;    /* out of gc, not freed yet (see bury) */
+    const struct dg_item *redo_items; /* the batch whose failure failed the ones
+                                  behind it: it alone may be applied before them */
+    size_t nburied, capburied;
     char instance[17];
     dg_buf kb;
     dg_buf out;                /* commands queued by append(), as RESP */
@@ -289,6 +305,7 @@ struct rstate {
 /* connection                                                         */
 
 static int fail(struct rstate *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void lose_replies(struct rstate *r);
 
 static int fail(struct rstate *r, int err, const char *fmt, ...)
 {
@@ -302,13 +319,13 @@ static int fail(struct rstate *r, int err, const char *fmt, ...)
         snprintf(r->base.errstr, sizeof r->base.errstr, "redis unix:%s: %s", r->unix_path, msg);
     else
         snprintf(r->base.errstr, sizeof r->base.errstr, "redis %s:%d: %s", r->host, r->port, msg);
-    if (err != DG_STATE_CONFLICT && r->c) {
+    if ((err == DG_STATE_DOWN || err == DG_STATE_CORRUPT) && r->c) {
         /* replies may be pending: reconnect on the next call */
         redisFree(r->c);
         r->c = NULL;
-    }
-    if (err != DG_STATE_CONFLICT)
         r->out.len = 0;
+        lose_replies(r);
+    }
     return -1;
 }
 
@@ -601,12 +618,36 @@ static void gentry_free(struct gentry *g)
     free(g);
 }
 
-static void gc_drop(struct rstate *r, struct gentry *g)
+/* Out of the cache. Freed later (free_buried), when no batch's list can
+ * point at it any more: batches in flight and the one being applied may
+ * share keys, and any of them may fail first. */
+static void bury(struct rstate *r, struct gentry *g)
 {
-    dg_hmap_del(&r->gc, g->key, g->keylen);
-    gentry_free(g);
+    if (g->doomed)
+        return;
+    g->doomed = 1;
+    if (dg_hmap_get(&r->gc, g->key, g->keylen) == g)
+        dg_hmap_del(&r->gc, g->key, g->keylen);
+    if (r->nburied == r->capburied) {
+        r->capburied = r->capburied ? 2 * r->capburied : 256;
+        r->buried = dg_xrealloc(r->buried, r->capburied * sizeof(*r->buried));
+    }
+    r->buried[r->nburied++] = g;
 }
 
+static void free_buried(struct rstate *r)
+{
+    for (size_t i = 0; i < r->nburied; i++)
+        gentry_free(r->buried[i]);
+    r->nburied = 0;
+}
+
+static void gc_drop(struct rstate *r, struct gentry *g)
+{
+    bury(r, g);
+}
+
+/* Only with no batch in flight or open. */
 static void gc_clear(struct rstate *r)
 {
     for (size_t i = 0; i < r->gc.cap; i++)
@@ -615,6 +656,7 @@ static void gc_clear(struct rstate *r)
     dg_hmap_free(&r->gc);
     dg_hmap_init_borrowed(&r->gc);
     r->gc_cursor = 0;
+    free_buried(r);
 }
 
 /* The end of a batch (committed, or not: see batch_abort). */
@@ -631,12 +673,51 @@ static void batch_reset(struct rstate *r)
     r->b->batch_open = 0;
 }
 
+/* Drop from the cache every key the batches a and b (b may be NULL)
+ * touched; a key both touched is freed once. */
+static void drop_touched(struct rstate *r, struct rbatch *a, struct rbatch *b)
+{
+    struct rbatch *v[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; v[k] && i < v[k]->nbl; i++) {
+            struct gentry *g = v[k]->bl[i];
+            if (g->pin) /* a batch in flight still builds on it */
+                g->stale = 1;
+            else
+                bury(r, g);
+        }
+        if (v[k])
+            v[k]->nbl = 0;
+    }
+}
+
+/* The batch's outcome is known: its keys may be swept again; a key a
+ * failed batch left stale goes now. */
+static void unpin(struct rstate *r, struct rbatch *b)
+{
+    for (size_t i = 0; i < b->nbl; i++) {
+        struct gentry *g = b->bl[i];
+        if (g->pin > 0)
+            g->pin--;
+        if (!g->pin && g->stale)
+            bury(r, g);
+    }
+}
+
+/* The request records a batch wrote went into the cache when it was sent:
+ * out again. */
+static void forget_writes(struct rstate *r, struct rbatch *b)
+{
+    for (size_t i = 0; i < b->nrl; i++)
+        if (b->rl[i]->write)
+            cache_forget(r, b->rl[i]->key, b->rl[i]->keylen);
+}
+
 /* A batch that will not be committed as applied: the keys it touched may
  * hold its changes (or guesses), so they leave the cache. */
 static void batch_abort(struct rstate *r)
 {
-    for (size_t i = 0; i < r->b->nbl; i++)
-        gc_drop(r, r->b->bl[i]);
+    drop_touched(r, r->b, NULL);
     batch_reset(r);
 }
 
@@ -710,7 +791,7 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
 {
     gkey(r, w, op);
     struct gentry *g = dg_hmap_get(&r->gc, r->kb.data, r->kb.len);
-    if (g && g->seq != r->seq && g->expires_ms <= now) {
+    if (g && g->seq != r->seq && g->expires_ms <= now && !g->pin) {
         gc_drop(r, g);
         g = NULL;
     }
@@ -991,6 +1072,13 @@ static const char *freeze_field(struct rstate *r, const struct dg_item *it, int 
     return field;
 }
 
+/* apply() cannot build on the batch ahead: nothing done, try after it. */
+static int busy(struct rstate *r, const char *why)
+{
+    r->stats.busy++;
+    return fail(r, DG_STATE_BUSY, "%s", why);
+}
+
 /* A request record's value (version + record) into re. */
 static int take_record(struct rstate *r, struct rentry *re, const char *v, size_t len,
                        dg_arena *arena)
@@ -1015,13 +1103,38 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     int rc = -1;
     int64_t now = wall_ms();
 
+    /* a slot: with a commit on its way, the other one (this batch then
+     * builds on that one's changes, and its script runs only if that one's
+     * did: see the chain in commit_script) */
+    struct rbatch *ahead = NULL;
+    int used[2] = {0, 0};
+    for (int k = 0; k < r->nq; k++) {
+        used[r->q[k]] = 1;
+        if (!r->slot[r->q[k]].has_result)
+            ahead = &r->slot[r->q[k]];
+        else if (items != r->redo_items) /* it comes after a batch that failed */
+            return busy(r, "a batch ahead is to be decided again first");
+    }
+    if (used[0] && used[1])
+        return busy(r, "two batches are on their way");
+    r->b = &r->slot[used[0] ? 1 : used[1] ? 0 : (int)(r->b - r->slot)];
     if (r->b->batch_open)
         batch_abort(r); /* applied, never committed */
     else
         batch_reset(r);
+    if (!r->slot[0].nbl && !r->slot[1].nbl)
+        free_buried(r); /* no batch points at a key now */
+    r->b->items = items;
+    if (ahead && (ahead->placed || !r->fz_valid || rs != r->gc_rs || r->gc.n > GC_MAX_KEYS))
+        return busy(r, "the batch ahead may change the freezes");
+    if (ahead && wall_ms() < r->calm_until)
+        return busy(r, "another instance writes the same keys: one batch at a time");
     if (connect_redis(r))
         return -1;
     r->seq++;
+    snprintf(r->b->token, sizeof r->b->token, "%s:%llu", r->instance, (unsigned long long)r->seq);
+    r->stats.built_ahead += ahead != NULL;
+    snprintf(r->b->after, sizeof r->b->after, "%s", ahead ? ahead->token : "");
     cache_sweep(r, now, 64);
     if (rs != r->gc_rs || r->gc.n > GC_MAX_KEYS) {
         gc_clear(r); /* sections point into the rule set; bounded memory */
@@ -1029,7 +1142,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     }
     for (size_t i = 0; i < 64 && r->gc.n; i++) {
         struct dg_hslot *sl = dg_hmap_slot(&r->gc, &r->gc_cursor);
-        if (sl && ((struct gentry *)sl->val)->expires_ms <= now) {
+        if (sl && ((struct gentry *)sl->val)->expires_ms <= now && !((struct gentry *)sl->val)->pin) {
             struct gentry *g = sl->val;
             dg_hmap_del_slot(&r->gc, sl);
             gentry_free(g);
@@ -1051,10 +1164,31 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             rentry_for(r, it->req_ids[k]);
     }
 
+    if (ahead) /* distinct sets kept in Redis are read: after the other batch */
+        for (size_t i = 0; i < r->b->nbl; i++)
+            for (size_t k = 0; k < r->b->bl[i]->nsec; k++)
+                if (r->b->bl[i]->sec[k].st.ext) {
+                    batch_reset(r);
+                    return busy(r, "the batch needs a read");
+                }
+
     /* from the cache, or to be read - or, when keys not cached have
      * mostly been new lately, taken to be absent: the commit script checks
      * that, and sends what they hold when it is wrong */
     int guess = r->present < GUESS_BELOW;
+    if (ahead && !guess) {
+        /* keys this batch would read: their reply comes after the other
+         * batch's outcome */
+        int need = 0;
+        for (size_t i = 0; i < r->b->nbl && !need; i++)
+            need = !r->b->bl[i]->known;
+        for (size_t i = 0; i < r->b->nrl && !need; i++)
+            need = !cache_get(r, r->b->rl[i]->key, r->b->rl[i]->keylen, now);
+        if (need) {
+            batch_reset(r);
+            return busy(r, "the batch needs a read");
+        }
+    }
     miss_g = dg_xcalloc(r->b->nbl + 1, sizeof(*miss_g));
     miss_r = dg_xcalloc(r->b->nrl + 1, sizeof(*miss_r));
     arg_str(&mget, "MGET");
@@ -1320,6 +1454,84 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
+/* The batches whose commits are on their way behind the one failing now
+ * (also_drop: its keys go with theirs; NULL when none) were built on it, so
+ * their chain check fails: their replies are read and dropped (when the
+ * connection still stands), each gets a failure as its outcome, to be
+ * judged again when asked, and the keys they touched leave the cache. */
+static void fail_queue(struct rstate *r, struct rbatch *also_drop)
+{
+    struct rbatch *cur = r->b, *m = NULL;
+    for (int k = 0; k < r->nq; k++)
+        if (!r->slot[r->q[k]].has_result && &r->slot[r->q[k]] != also_drop)
+            m = &r->slot[r->q[k]];
+    if (m) {
+        redisReply *x = NULL;
+        r->redo_items = also_drop ? also_drop->items : cur->items;
+        if (r->c && m->csent) {
+            if (get_reply(r, &x) == REDIS_OK)
+                freeReplyObject(x);
+            else
+                fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "connection lost");
+        }
+        m->has_result = 1;
+        m->result_err = DG_STATE_CONFLICT; /* judged again at once, after the batch ahead */
+        snprintf(m->result_msg, sizeof m->result_msg, "a batch ahead of it was not committed");
+        unpin(r, m);
+        forget_writes(r, m);
+        args_free(&m->ca);
+        dg_buf_free(&m->cblob);
+        free(m->ceidx);
+        m->ceidx = NULL;
+        m->csent = 0;
+    }
+    drop_touched(r, also_drop, m); /* together: a key in both is freed once */
+    if (m) {
+        r->b = m;
+        batch_reset(r);
+        r->b = cur;
+    }
+}
+
+/* The connection is gone with the replies of the commits on their way:
+ * each of those batches fails (the retry finds what was committed), and
+ * its keys and writes leave the cache. */
+static void lose_replies(struct rstate *r)
+{
+    if (r->nq)
+        r->redo_items = r->b->items;
+    for (int k = 0; k < r->nq; k++) {
+        struct rbatch *m = &r->slot[r->q[k]];
+        if (m->has_result)
+            continue;
+        m->has_result = 1;
+        m->result_err = DG_STATE_DOWN;
+        snprintf(m->result_msg, sizeof m->result_msg, "%s", r->base.errstr);
+        unpin(r, m);
+        forget_writes(r, m);
+        drop_touched(r, m, NULL);
+        args_free(&m->ca);
+        dg_buf_free(&m->cblob);
+        free(m->ceidx);
+        m->ceidx = NULL;
+        m->csent = 0;
+        struct rbatch *cur = r->b;
+        r->b = m;
+        batch_reset(r);
+        r->b = cur;
+    }
+}
+
+/* The batch r->b will not be committed as sent: its keys and writes leave
+ * the cache, and so do those of the batch sent after it. */
+static void give_up(struct rstate *r)
+{
+    unpin(r, r->b);
+    forget_writes(r, r->b);
+    fail_queue(r, r->b);
+    batch_reset(r);
+}
+
 /* The commit in two halves, so that the engine can do other work while
  * Redis runs the script: send builds the script's arguments and writes
  * them out; recv reads the reply. */
@@ -1349,12 +1561,18 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         arg(&a, fk, fl);
         arg(&a, fv, fvl);
         arg(&a, dg_arena_strndup(&r->b->arena, r->fver, r->fver_len), r->fver_len);
+        arg_str(&a, r->chain_key);
+        arg_str(&a, r->b->after);
+        arg_str(&a, r->b->token);
+        arg_str(&a, r->contended_key);
     }
-    /* every key read, with the version it had ("" when it did not exist) */
+    /* every key read, with the version it had ("" when it did not exist;
+     * a copy: the entry takes its new version when the script is sent) */
     arg_int(r, &a, (long long)(r->b->nbl + r->b->nrl));
     for (size_t i = 0; i < r->b->nbl; i++) {
         arg(&a, r->b->bl[i]->key, r->b->bl[i]->keylen);
-        arg(&a, (const char *)r->b->bl[i]->ver, r->b->bl[i]->existed ? 8 : 0);
+        arg(&a, dg_arena_strndup(&r->b->arena, (const char *)r->b->bl[i]->ver, 8),
+            r->b->bl[i]->existed ? 8 : 0);
     }
     for (size_t i = 0; i < r->b->nrl; i++) {
         arg(&a, r->b->rl[i]->key, r->b->rl[i]->keylen);
@@ -1489,11 +1707,53 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         goto fail_down;
     if (send_out(r) != REDIS_OK)
         goto fail_down;
-    r->b->ca = a;
-    r->b->cblob = blob;
-    r->b->ceidx = eidx;
-    r->b->cne = ne;
-    r->b->csent = 1;
+    struct rbatch *b = r->b;
+    b->items = items;
+    b->ca = a;
+    b->cblob = blob;
+    b->ceidx = eidx;
+    b->cne = ne;
+    b->csent = 1;
+    b->has_result = 0;
+    /* a freeze not in force yet changes the freezes a later batch sees */
+    b->placed = 0;
+    for (size_t i = 0; i < n && !b->placed; i++)
+        for (int sc = 0; sc < DG_NSCOPES && !items[i].dup; sc++) {
+            size_t fl;
+            if (!(items[i].freeze & (1u << sc)) || !items[i].scope_key[sc])
+                continue;
+            const char *field = freeze_field(r, &items[i], sc, &fl);
+            if (!dg_hmap_get(&r->fz, field, fl))
+                b->placed = 1;
+        }
+    /* the cache takes the batch's writes now, so that a batch applied
+     * before this one's outcome builds on them; a failure drops them */
+    b->nwg = b->nguess = 0;
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < b->nbl; i++) {
+        struct gentry *g = b->bl[i];
+        g->pin++;
+        b->nguess += g->guessed;
+        if (!g->dirty)
+            continue;
+        if (b->nwg == b->capwg) {
+            b->capwg = b->capwg ? 2 * b->capwg : 256;
+            b->wg = dg_xrealloc(b->wg, b->capwg * sizeof(*b->wg));
+            b->wttl = dg_xrealloc(b->wttl, b->capwg * sizeof(*b->wttl));
+        }
+        b->wg[b->nwg] = g;
+        b->wttl[b->nwg++] = g->wttl;
+        memcpy(g->ver, g->wblob, 8);
+        g->existed = 1;
+    }
+    for (size_t i = 0; i < b->nrl; i++) {
+        struct rentry *re = b->rl[i];
+        b->nguess += re->guessed;
+        if (re->write)
+            cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
+                      now + DG_REQUEST_RETENTION_MS - CACHE_MARGIN_MS);
+    }
+    r->q[r->nq++] = (int)(b - r->slot);
     return 0;
 fail_down:
     fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
@@ -1501,20 +1761,42 @@ fail:
     args_free(&a);
     dg_buf_free(&blob);
     free(eidx);
-    batch_abort(r);
+    fail_queue(r, r->b); /* the one ahead of it lost its reply with the connection */
+    batch_reset(r);
     return -1;
 }
 
 static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t n)
 {
     struct rstate *r = (struct rstate *)st;
+    redisReply *rep = NULL;
+    int rc = -1, gave_up = 0;
+
+    (void)n;
+    int qi = 0;
+    while (qi < r->nq && r->slot[r->q[qi]].items != items)
+        qi++;
+    if (qi == r->nq)
+        return fail(r, DG_STATE_DOWN, "commit reply without a commit");
+    r->b = &r->slot[r->q[qi]];
+    for (int j = 0; j < qi && !r->b->has_result; j++)
+        if (!r->slot[r->q[j]].has_result) /* replies come in the order the commits went */
+            return fail(r, DG_STATE_DOWN, "commit replies asked for out of order");
+    for (int j = qi; j + 1 < r->nq; j++)
+        r->q[j] = r->q[j + 1];
+    r->nq--;
+    if (r->b->has_result) { /* failed already: see fail_queue */
+        r->b->has_result = 0;
+        return fail(r, r->b->result_err, "%s", r->b->result_msg);
+    }
+    if (!r->c) { /* cannot happen: lose_replies() set its result */
+        fail(r, DG_STATE_DOWN, "connection lost before the reply");
+        give_up(r);
+        return -1;
+    }
     struct args a = r->b->ca;
     dg_buf blob = r->b->cblob;
     size_t *eidx = r->b->ceidx, ne = r->b->cne;
-    redisReply *rep = NULL;
-    int rc = -1;
-
-    (void)n;
     memset(&r->b->ca, 0, sizeof r->b->ca);
     memset(&r->b->cblob, 0, sizeof r->b->cblob);
     r->b->ceidx = NULL;
@@ -1529,9 +1811,11 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         goto out;
     }
     if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) {
-        /* Redis restarted (or flushed its scripts) since we loaded ours */
+        /* Redis restarted (or flushed its scripts) since we loaded ours;
+         * the batches behind this one got NOSCRIPT too */
         freeReplyObject(rep);
         rep = NULL;
+        fail_queue(r, NULL);
         redisFree(r->c);
         r->c = NULL;
         if (connect_redis(r))
@@ -1554,14 +1838,11 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     if (rep->element[0]->integer == 0) {
         /* keys changed since this instance read or wrote them: forget
          * them (and the freezes, if they changed), read, judge again */
-        size_t fvl, nguess = 0, present = 0, pl = strlen(r->prefix);
+        size_t fvl, nguess = r->b->nguess, present = 0, pl = strlen(r->prefix);
         const char *first = "?";
         int64_t until = wall_ms() + CACHE_READ_MS;
-        for (size_t i = 0; i < r->b->nbl; i++)
-            nguess += r->b->bl[i]->guessed;
-        for (size_t i = 0; i < r->b->nrl; i++)
-            nguess += r->b->rl[i]->guessed;
-        batch_abort(r); /* the keys it touched hold its changes */
+        give_up(r); /* the keys it touched hold its changes */
+        gave_up = 1;
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
         for (size_t k = 1; k + 1 < rep->elements; k += 2) {
             const redisReply *e = rep->element[k], *v = rep->element[k + 1];
@@ -1593,13 +1874,14 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
                 g->expires_ms = until;
                 struct gentry *old = dg_hmap_put(&r->gc, g->key, g->keylen, g);
                 if (old && old != g)
-                    gentry_free(old);
+                    bury(r, old);
             }
         }
         for (size_t k = 1; k + 1 < rep->elements; k += 2)
             present += rep->element[k + 1]->type == REDIS_REPLY_STRING;
         note_present(r, present < nguess ? present : nguess, nguess);
         r->stats.conflicts++;
+        r->calm_until = wall_ms() + 10000;
         fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", first);
         goto out;
     }
@@ -1625,31 +1907,24 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         fail(r, DG_STATE_DOWN, "commit script: unexpected reply");
         goto out;
     }
-    /* written: the cache holds what Redis holds now */
+    /* written: the cache holds what Redis holds now (it took the new
+     * versions when the script was sent; now they live as long as in Redis) */
     {
+        struct rbatch *b = r->b;
+        r->redo_items = NULL; /* decided again: the batches behind it come next */
         int64_t now = wall_ms();
-        size_t nguess = 0;
-        for (size_t i = 0; i < r->b->nbl; i++) {
-            struct gentry *g = r->b->bl[i];
-            nguess += g->guessed; /* the script saw those absent */
-            if (!g->dirty)
-                continue;
-            memcpy(g->ver, g->wblob, 8); /* the version it wrote */
-            g->existed = 1;
-            g->expires_ms = now + g->wttl - CACHE_MARGIN_MS;
+        for (size_t i = 0; i < b->nwg; i++)
+            b->wg[i]->expires_ms = now + b->wttl[i] - CACHE_MARGIN_MS;
+        for (size_t i = 0; i < b->nrl; i++) {
+            const struct rentry *re = b->rl[i];
+            if (re->guessed && !re->write && !dg_hmap_get(&r->cache, re->key, re->keylen))
+                cache_put(r, re->key, re->keylen, NULL, 0, 0, now + CACHE_READ_MS); /* seen absent */
         }
-        for (size_t i = 0; i < r->b->nrl; i++) {
-            const struct rentry *re = r->b->rl[i];
-            nguess += re->guessed;
-            if (re->write)
-                cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
-                          now + DG_REQUEST_RETENTION_MS - CACHE_MARGIN_MS);
-            else if (re->guessed)
-                cache_put(r, re->key, re->keylen, NULL, 0, 0, now + CACHE_READ_MS);
-        }
-        note_present(r, 0, nguess);
+        note_present(r, 0, b->nguess);
         if (rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer > 0)
             r->fz_valid = 0; /* freezes placed: read them (and their version) again */
+        if (rep->elements > 2 && rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer > 0)
+            r->calm_until = now + 10000;
         if (r->known.n)
             known_clear(r);
     }
@@ -1660,10 +1935,12 @@ out:
     args_free(&a);
     dg_buf_free(&blob);
     free(eidx);
-    if (rc != 0)
-        batch_abort(r);
-    else
+    if (rc != 0 && !gave_up) {
+        give_up(r);
+    } else if (rc == 0) {
+        unpin(r, r->b);
         batch_reset(r);
+    }
     return rc;
 }
 
@@ -1719,6 +1996,7 @@ static void redis_destroy(struct dg_state *st)
     struct rstate *r = (struct rstate *)st;
     gc_clear(r);
     dg_hmap_free(&r->gc);
+    free(r->buried);
     for (int i = 0; i < 2; i++) {
         struct rbatch *b = &r->slot[i];
         args_free(&b->ca);
@@ -1798,6 +2076,7 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
         for (int i = 0; i < 8; i++)
             snprintf(r->instance + 2 * i, 3, "%02x", rnd[i]);
         snprintf(r->chain_key, sizeof r->chain_key, "%schain:%s", r->prefix, r->instance);
+        snprintf(r->contended_key, sizeof r->contended_key, "%scontended", r->prefix);
     }
     dg_hmap_init_borrowed(&r->cache);
     dg_hmap_init(&r->fz);
