@@ -38,6 +38,17 @@ void dg_hmap_free(dg_hmap *m)
     m->cap = m->n = 0;
 }
 
+void dg_hmap_clear(dg_hmap *m)
+{
+    if (!m->n)
+        return;
+    if (!m->borrow)
+        for (size_t i = 0; i < m->cap; i++)
+            free(m->slots[i].key);
+    memset(m->slots, 0, m->cap * sizeof(*m->slots));
+    m->n = 0;
+}
+
 static struct dg_hslot *find(const dg_hmap *m, const char *key, size_t len, uint64_t h)
 {
     size_t mask = m->cap - 1;

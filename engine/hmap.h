@@ -30,6 +30,9 @@ void dg_hmap_init_borrowed(dg_hmap *m);
 /* Free the map's keys and slots; values are the caller's (free them first,
  * e.g. with dg_hmap_each). */
 void dg_hmap_free(dg_hmap *m);
+/* Remove every entry (freeing copied keys) but keep the slot array, for a
+ * map that is emptied and filled again and again. O(cap). */
+void dg_hmap_clear(dg_hmap *m);
 void *dg_hmap_get(const dg_hmap *m, const char *key, size_t len);
 /* Insert or replace; returns the previous value or NULL. */
 void *dg_hmap_put(dg_hmap *m, const char *key, size_t len, void *val);

@@ -40,8 +40,16 @@ struct placed {
     uint32_t len;
 };
 
+/* What plan() does for an event type, worked out once per rule set. */
+struct tplan {
+    int16_t *keysrc;        /* per touched window: an earlier one keyed by the
+                               same fields (its key is reused), or -1 */
+    int8_t scope_field[DG_NSCOPES]; /* dg_scope_field() */
+};
+
 struct dg_pipeline {
     const struct dg_ruleset *rs;
+    struct tplan tplan[DG_EV_NTYPES];
     struct dg_state *st;
     size_t cap, n;
     struct slot *slots;
@@ -68,6 +76,27 @@ static void make_decoders(dg_pipeline *p)
     }
 }
 
+static void make_plans(dg_pipeline *p)
+{
+    const struct dg_ruleset *rs = p->rs;
+    for (int t = 0; t < DG_EV_NTYPES; t++) {
+        struct tplan *tp = &p->tplan[t];
+        free(tp->keysrc);
+        tp->keysrc = dg_xcalloc(rs->ntouch[t] + 1, sizeof(*tp->keysrc));
+        for (size_t i = 0; i < rs->ntouch[t]; i++) {
+            const struct dg_window *w = &rs->windows[rs->touch[t][i]];
+            tp->keysrc[i] = -1;
+            for (size_t j = 0; j < i; j++)
+                if (rs->windows[rs->touch[t][j]].keyset_hash == w->keyset_hash) {
+                    tp->keysrc[i] = (int16_t)j;
+                    break;
+                }
+        }
+        for (int sc = 0; sc < DG_NSCOPES; sc++)
+            tp->scope_field[sc] = (int8_t)(sc == DG_SCOPE_GLOBAL ? -1 : dg_scope_field(sc, t));
+    }
+}
+
 dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, size_t batch,
                              int decided_at)
 {
@@ -80,8 +109,9 @@ dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, s
     p->placed = dg_xcalloc(p->cap * DG_NSCOPES, sizeof(*p->placed));
     p->decided_at = decided_at;
     dg_arena_init(&p->arena, 64 * 1024);
-    dg_hmap_init(&p->reqov);
+    dg_hmap_init_borrowed(&p->reqov); /* ids live as long as the batch */
     make_decoders(p);
+    make_plans(p);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
     p->stats.hits = dg_xcalloc(rs->nrules + 1, sizeof(uint64_t));
     return p;
@@ -102,6 +132,8 @@ void dg_pipeline_free(dg_pipeline *p)
     free(p->stats.hits);
     dg_arena_free(&p->arena);
     dg_hmap_free(&p->reqov);
+    for (int t = 0; t < DG_EV_NTYPES; t++)
+        free(p->tplan[t].keysrc);
     dg_buf_free(&p->problem);
     dg_signer_free(p->signer);
     free(p);
@@ -113,6 +145,7 @@ int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
         return -1;
     p->rs = rs;
     make_decoders(p);
+    make_plans(p);
     free(p->win);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
     free(p->stats.hits);
@@ -146,32 +179,48 @@ static dg_value field_value(const struct dg_ref *r, const struct dg_event *ev)
     return dg_none();
 }
 
-/* The plan of one valid event: its window ops and scope keys. */
+/* The plan of one valid event: its window ops and scope keys. Windows
+ * keyed by the same fields share one key (and the state backend sees the
+ * same pointer, which it may use to share a lookup). */
 static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
 {
     const struct dg_ruleset *rs = p->rs;
     const struct dg_event *ev = &s->ev;
     int t = ev->type;
+    const struct tplan *tp = &p->tplan[t];
     struct dg_eval_ctx cx = {ev, NULL, rs->listv};
+    size_t nt = rs->ntouch[t];
+    const char **keys = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*keys)) : NULL;
+    uint32_t *klens = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*klens)) : NULL;
 
     memset(it, 0, sizeof(*it));
     it->event_id = ev->f[DG_F_EVENT_ID].u.s;
     it->event_id_len = ev->f[DG_F_EVENT_ID].len;
     it->ts = ev->ts_ms;
     it->decidable = 1;
-    it->ops = rs->ntouch[t] ? dg_arena_alloc(&p->arena, rs->ntouch[t] * sizeof(*it->ops)) : NULL;
-    for (size_t i = 0; i < rs->ntouch[t]; i++) {
-        const struct dg_window *w = &rs->windows[rs->touch[t][i]];
+    it->ops = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*it->ops)) : NULL;
+    for (size_t i = 0; i < nt; i++) {
+        uint16_t wi = rs->touch[t][i];
+        const struct dg_window *w = &rs->windows[wi];
         struct dg_winop *op = &it->ops[it->nops];
-        uint32_t klen;
-        const char *key = dg_window_key(w, ev, &p->arena, &klen);
-        if (!key)
+        if (tp->keysrc[i] >= 0) {
+            keys[i] = keys[tp->keysrc[i]];
+            klens[i] = klens[tp->keysrc[i]];
+        } else {
+            keys[i] = dg_window_key(w, ev, &p->arena, &klens[i]);
+        }
+        if (!keys[i])
             continue; /* no key: not counted, and reads as missing */
-        memset(op, 0, sizeof(*op));
-        op->win = rs->touch[t][i];
-        op->key = key;
-        op->keylen = klen;
-        op->read = rs->reads[t][op->win];
+        /* every input field; raw is the backend's to fill */
+        op->win = wi;
+        op->add = 0;
+        op->read = rs->reads[t][wi];
+        op->key = keys[i];
+        op->keylen = klens[i];
+        op->fp = 0;
+        op->vhash = 0;
+        op->val = dg_none();
+        op->raw.self = 0;
         if (w->on_mask & DG_EV_BIT(t)) {
             dg_value v = w->field.kind ? field_value(&w->field, ev) : dg_none();
             int ok = !w->field.kind || v.t != DG_T_NONE;
@@ -205,7 +254,7 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
             it->scope_len[sc] = 1;
             continue;
         }
-        int f = dg_scope_field(sc, t);
+        int f = tp->scope_field[sc];
         if (f >= 0 && ev->f[f].t == DG_T_STR) {
             it->scope_key[sc] = ev->f[f].u.s;
             it->scope_len[sc] = ev->f[f].len;
@@ -303,6 +352,17 @@ size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
         }
     }
     return ++p->n;
+}
+
+/* Placed earlier in this batch already? (A wallet frozen by one outflow
+ * is frozen again by the next: the list keeps each scope key once, so
+ * frozen_in_batch() stays short.) */
+static int placed_before(const dg_pipeline *p, int scope, const char *key, uint32_t len)
+{
+    for (size_t i = 0; i < p->nplaced; i++)
+        if (p->placed[i].scope == scope && p->placed[i].len == len && !memcmp(p->placed[i].key, key, len))
+            return 1;
+    return 0;
 }
 
 static int frozen_in_batch(const dg_pipeline *p, const struct dg_item *it)
@@ -431,7 +491,7 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
                 break;
             }
         for (int sc = 0; sc < DG_NSCOPES; sc++)
-            if (d->placed & (1u << sc)) {
+            if ((d->placed & (1u << sc)) && !placed_before(p, sc, it->scope_key[sc], it->scope_len[sc])) {
                 struct placed *pl = &p->placed[p->nplaced++];
                 pl->scope = sc;
                 pl->key = it->scope_key[sc];
@@ -485,8 +545,7 @@ static int decide(dg_pipeline *p, const char *dat)
     if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
         return -1;
     p->nplaced = 0;
-    dg_hmap_free(&p->reqov); /* what earlier attempts at this batch noted */
-    dg_hmap_init(&p->reqov);
+    dg_hmap_clear(&p->reqov); /* what earlier batches or attempts noted */
     for (size_t i = 0; i < p->n; i++) {
         struct slot *s = &p->slots[i];
         if (!s->valid)

@@ -39,8 +39,10 @@ uint64_t dg_hash64(const void *data, size_t len, uint64_t seed)
 static void hex64(uint64_t v, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = hex[v & 15];
+    for (int i = 14; i >= 0; i -= 2, v >>= 8) {
+        out[i] = hex[(v >> 4) & 15];
+        out[i + 1] = hex[v & 15];
+    }
 }
 
 void dg_hash128_hex(const void *data, size_t len, char out[33])
@@ -235,55 +237,55 @@ static const unsigned char json_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
-void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
+char *dg_json_str_put(char *p, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i = 0, run = 0;
 
-    /* the common case: nothing to escape, one copy. Eight bytes a step:
-     * a byte below 0x20, a '"' or a '\\' stops the word loop. */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w, lo, q, bs;
-        memcpy(&w, s + i, 8);
-        lo = (w - 0x2020202020202020ULL) & ~w;
-        q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
-        bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
-        if ((lo | q | bs) & 0x8080808080808080ULL)
+    *p++ = '"';
+    for (;;) {
+        /* the common case: nothing to escape, one copy. Eight bytes a
+         * step: a byte below 0x20, a '"' or a '\\' stops the word loop. */
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w, lo, q, bs;
+            memcpy(&w, s + i, 8);
+            lo = (w - 0x2020202020202020ULL) & ~w;
+            q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
+            bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
+            if ((lo | q | bs) & 0x8080808080808080ULL)
+                break;
+        }
+        while (i < n && !json_esc[(unsigned char)s[i]])
+            i++;
+        memcpy(p, s + run, i - run);
+        p += i - run;
+        if (i == n)
             break;
-    }
-    while (i < n && !json_esc[(unsigned char)s[i]])
-        i++;
-    if (i == n) {
-        dg_buf_reserve(b, n + 2);
-        b->data[b->len] = '"';
-        memcpy(b->data + b->len + 1, s, n);
-        b->data[b->len + 1 + n] = '"';
-        b->len += n + 2;
-        b->data[b->len] = '\0';
-        return;
-    }
-    dg_buf_reserve(b, n + 2);
-    b->data[b->len++] = '"';
-    for (; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!json_esc[c])
-            continue;
-        dg_buf_append(b, s + run, i - run);
-        run = i + 1;
+        unsigned char c = (unsigned char)s[i++];
+        run = i;
+        *p++ = '\\';
         switch (c) {
-        case '"': dg_buf_append(b, "\\\"", 2); break;
-        case '\\': dg_buf_append(b, "\\\\", 2); break;
-        case '\n': dg_buf_append(b, "\\n", 2); break;
-        case '\r': dg_buf_append(b, "\\r", 2); break;
-        case '\t': dg_buf_append(b, "\\t", 2); break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            dg_buf_append(b, e, 6);
-        }
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        default:
+            memcpy(p, "u00", 3);
+            p[3] = hex[c >> 4];
+            p[4] = hex[c & 15];
+            p += 5;
         }
     }
-    dg_buf_append(b, s + run, n - run);
-    dg_buf_putc(b, '"');
+    *p++ = '"';
+    return p;
+}
+
+void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
+{
+    dg_buf_reserve(b, DG_JSON_STR_MAX(n));
+    b->len = (size_t)(dg_json_str_put(b->data + b->len, s, n) - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dg_buf_free(dg_buf *b)

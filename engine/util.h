@@ -59,6 +59,13 @@ void dg_buf_printf(dg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal, quotes included. */
 void dg_buf_json_str(dg_buf *b, const char *s, size_t n);
+/* The most bytes a JSON string literal of n input bytes takes: every byte
+ * may become a \u00XX escape, plus the quotes. */
+#define DG_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+/* Write s as a JSON string literal at p, which has room for
+ * DG_JSON_STR_MAX(n) bytes (no NUL is written); returns the end. The same
+ * escapes as dg_buf_json_str: for encoders that size their output once. */
+char *dg_json_str_put(char *p, const char *s, size_t n);
 void dg_buf_free(dg_buf *b);
 
 /* ---- allocation that never returns NULL (we abort: a detector that

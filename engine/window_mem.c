@@ -1,19 +1,28 @@
 /*
  * window_mem.c - the in-process state backend: window keys, the record of
- * decided events (dedupe) and freezes, in hash maps. Used by replay and the
- * tests; the Redis backend must agree with it bit for bit.
+ * decided events (dedupe), withdrawal request records and freezes. Used by
+ * replay and the tests; the Redis backend must agree with it bit for bit.
  *
  * Windows keyed by the same fields share one entry per key value (a group):
  * an event that feeds eight windows keyed by account, destination and the
- * pair makes three hash lookups, not eight, and a group lives as long as
- * its longest window, so short windows do not churn through malloc. Each
+ * pair makes three hash lookups, not eight. A group is one allocation: a
+ * header, one section per window of its key fields, the key bytes. Each
  * window's section still expires exactly on its own: idle for over + step +
- * lateness of event time, it reads as empty.
+ * lateness of event time, it reads as empty, and it is cleared in place
+ * (its bucket arrays are kept for the next event), so short windows on
+ * quiet keys do not churn through malloc.
+ *
+ * Lookups go through indexes of (hash, pointer) pairs, 16 bytes a slot:
+ * a probe compares hashes and touches an entry only when they agree.
+ * Decided events and request records are written to record logs: blocks
+ * filled in order and emptied from the front as the records expire, with
+ * no malloc or free per record.
  *
  * Memory stays bounded: a section keeps at most nbuckets + 1 buckets; a
- * group whose sections are all idle past expiry is dropped; a decided
- * event_id is forgotten after dedupe_ms of event time. Both sweeps are
- * incremental (a few slots per event), so there is no pause.
+ * group whose sections are all idle past expiry is dropped by an
+ * incremental sweep (a few slots per event, so there is no pause); a decided
+ * event_id is forgotten after dedupe_ms of event time, a request record
+ * after DG_REQUEST_RETENTION_MS.
  */
 #include "state.h"
 #include "hmap.h"
@@ -26,11 +35,227 @@
 
 #define SWEEP_PER_EVENT 4
 
+/* ------------------------------------------------------------------ */
+/* index: open addressing over (hash, pointer), linear probing,        */
+/* backward-shift deletion (no tombstones), load kept under 1/2        */
+
+struct islot {
+    uint64_t h;   /* 0: empty */
+    void *p;
+};
+
+struct index {
+    struct islot *slot;
+    size_t cap, n;   /* cap is a power of two */
+};
+
+static void ix_init(struct index *x)
+{
+    x->cap = 64;
+    x->n = 0;
+    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
+}
+
+static void ix_free(struct index *x)
+{
+    free(x->slot);
+    x->slot = NULL;
+    x->cap = x->n = 0;
+}
+
+static uint64_t ix_hash(const void *key, size_t len, uint64_t seed)
+{
+    uint64_t h = dg_hash64(key, len, seed);
+    return h ? h : 1;
+}
+
+static void ix_grow(struct index *x)
+{
+    struct islot *old = x->slot;
+    size_t oldcap = x->cap, mask;
+
+    x->cap *= 2;
+    mask = x->cap - 1;
+    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].h)
+            continue;
+        size_t j = old[i].h & mask;
+        while (x->slot[j].h)
+            j = (j + 1) & mask;
+        x->slot[j] = old[i];
+    }
+    free(old);
+}
+
+/* Store p under h in the empty slot s (from a failed lookup). Returns the
+ * slot where it ended up (growing moves everything). */
+static struct islot *ix_insert(struct index *x, struct islot *s, uint64_t h, void *p)
+{
+    if ((x->n + 1) * 2 > x->cap) {
+        ix_grow(x);
+        size_t mask = x->cap - 1, j = h & mask;
+        while (x->slot[j].h)
+            j = (j + 1) & mask;
+        s = &x->slot[j];
+    }
+    s->h = h;
+    s->p = p;
+    x->n++;
+    return s;
+}
+
+static void ix_del_slot(struct index *x, struct islot *s)
+{
+    size_t mask = x->cap - 1;
+    size_t i = (size_t)(s - x->slot);
+
+    x->n--;
+    /* backward shift: pull later entries of the cluster into the hole when
+     * their home slot is at or before it */
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        struct islot *t = &x->slot[j];
+        if (!t->h)
+            break;
+        size_t home = t->h & mask;
+        int movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            x->slot[i] = *t;
+            i = j;
+        }
+    }
+    x->slot[i].h = 0;
+    x->slot[i].p = NULL;
+}
+
+/* The slot under *cursor (NULL when empty); advances the cursor, wrapping.
+ * For incremental sweeps: backward shifting may move a later entry into a
+ * visited slot, which the sweep then meets on its next pass. */
+static struct islot *ix_next(struct index *x, size_t *cursor)
+{
+    if (*cursor >= x->cap)
+        *cursor = 0;
+    struct islot *s = &x->slot[(*cursor)++];
+    return s->h ? s : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* record log: variable-size records appended to blocks, removed from  */
+/* the front. Removal only moves an offset; blocks emptied while a     */
+/* batch is applied are reused from the next apply() on, so every      */
+/* pointer apply() hands out stays valid through that batch's commit.  */
+
+#define LOG_BLOCK (64 * 1024)
+#define LOG_SPARES 4
+
+struct rhdr {
+    int64_t ts;      /* the time its expiry is measured from */
+    uint32_t size;   /* bytes of the whole record, a multiple of 8 */
+    uint32_t dead;   /* replaced or forgotten: no index slot points here */
+};
+
+struct rblock {
+    struct rblock *next;
+    size_t head, used, size;   /* head: the first record not removed */
+    _Alignas(16) char data[];
+};
+
+struct rlog {
+    struct rblock *first, *last;
+    struct rblock *retired;   /* emptied during the current batch */
+    struct rblock *spare;     /* ready for reuse */
+    size_t nspare;
+};
+
+static void *log_append(struct rlog *l, size_t size)
+{
+    struct rblock *b = l->last;
+    size = (size + 7) & ~(size_t)7;
+    if (!b || b->size - b->used < size) {
+        if (size <= LOG_BLOCK && l->spare) {
+            b = l->spare;
+            l->spare = b->next;
+            l->nspare--;
+        } else {
+            size_t sz = size > LOG_BLOCK ? size : LOG_BLOCK;
+            b = dg_xmalloc(sizeof(*b) + sz);
+            b->size = sz;
+        }
+        b->next = NULL;
+        b->head = b->used = 0;
+        if (l->last)
+            l->last->next = b;
+        else
+            l->first = b;
+        l->last = b;
+    }
+    struct rhdr *r = (struct rhdr *)(b->data + b->used);
+    b->used += size;
+    r->size = (uint32_t)size;
+    r->dead = 0;
+    return r;
+}
+
+/* The oldest record not removed, or NULL. */
+static struct rhdr *log_front(struct rlog *l)
+{
+    struct rblock *b;
+    while ((b = l->first) && b->head == b->used && b != l->last) {
+        l->first = b->next;
+        b->next = l->retired;
+        l->retired = b;
+    }
+    return b && b->head < b->used ? (struct rhdr *)(b->data + b->head) : NULL;
+}
+
+static void log_pop(struct rlog *l)
+{
+    struct rblock *b = l->first;
+    b->head += ((struct rhdr *)(b->data + b->head))->size;
+}
+
+/* Between batches: blocks emptied by the last one may be written again. */
+static void log_recycle(struct rlog *l)
+{
+    while (l->retired) {
+        struct rblock *b = l->retired;
+        l->retired = b->next;
+        if (b->size == LOG_BLOCK && l->nspare < LOG_SPARES) {
+            b->next = l->spare;
+            l->spare = b;
+            l->nspare++;
+        } else {
+            free(b);
+        }
+    }
+}
+
+static void log_free_list(struct rblock *b)
+{
+    while (b) {
+        struct rblock *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+static void log_free(struct rlog *l)
+{
+    log_free_list(l->first);
+    log_free_list(l->retired);
+    log_free_list(l->spare);
+    memset(l, 0, sizeof(*l));
+}
+
+/* ------------------------------------------------------------------ */
+/* the state                                                          */
+
 /* One window's state in a group. */
 struct section {
     uint64_t state_hash;   /* which window (survives a rule reload) */
     int64_t expire_ms;     /* over + step + lateness of that window */
-    int live;
+    uint32_t used;         /* the slot belongs to a window */
+    uint32_t live;         /* the state holds something */
     struct dg_wstate st;
 };
 
@@ -38,29 +263,27 @@ struct section {
 struct wgroup {
     int64_t last_touch;    /* latest event time that touched any section */
     int64_t expire_ms;     /* the longest of its sections' */
-    uint32_t nsec, keylen;
-    struct section *sec;
-    char key[];            /* keyset hash (8 bytes) + key bytes */
+    uint64_t keyset_hash;
+    uint32_t nsec, keylen; /* section slots; key bytes */
+    struct section *sec;   /* inl, or an array of its own once it outgrew it */
+    char *key;             /* after the inline sections */
+    struct section inl[];
 };
 
-/* One allocation per decided event: the event_id (the map key) and the
- * decision text after it. */
-struct dedupe {
-    int64_t ts;
-    uint32_t len, keylen;
-    char data[];   /* event_id, then the decision text and a NUL */
+/* A decided event: its event_id (the index key) and its decision text. */
+struct drec {
+    struct rhdr h;         /* ts: the event's time */
+    uint32_t idlen, len;
+    char data[];           /* event_id, then the decision text and a NUL */
 };
 
-static const char *dedupe_text(const struct dedupe *d)
-{
-    return d->data + d->keylen;
-}
-
-/* A remembered withdrawal request: its id (the map key), then its
- * encoded dg_reqrec. */
-struct mreq {
-    int64_t ts;
-    uint32_t len, keylen;
+/* A remembered withdrawal request (reconcile.h), strings NUL-terminated
+ * after the header: id, asset, destination, paying tx. */
+struct qrec {
+    struct rhdr h;         /* ts: the request's time */
+    int64_t amount;
+    uint32_t idlen, assetlen, destlen, txlen;
+    uint8_t action, paid, has_tx;
     char data[];
 };
 
@@ -69,66 +292,168 @@ struct freeze {
     char *rule_id, *reason, *event_id;
 };
 
+/* What the state needs per window of the rule set being applied. */
+struct wplan {
+    int64_t expire_ms;
+    uint32_t slot;         /* its section's slot in a group of its key fields */
+    uint32_t nslots;       /* windows sharing its key fields */
+};
+
 struct mem_state {
     struct dg_state base;
-    dg_hmap keys;      /* keyset hash + key -> struct wgroup */
-    dg_hmap dedupe;    /* event_id -> struct dedupe */
-    dg_hmap freezes;   /* scope '|' key -> struct freeze */
-    dg_hmap reqs;      /* withdrawal_id -> struct mreq (reconciliation) */
-    size_t rcursor;
-    int64_t watermark; /* highest event time seen */
-    size_t kcursor, dcursor;
+    struct index keys;     /* keyset + key -> struct wgroup */
+    struct index dedupe;   /* event_id -> struct drec */
+    struct index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
+    struct rlog dlog, qlog;
+    dg_hmap freezes;       /* scope '|' key -> struct freeze */
+    size_t nfrozen[DG_NSCOPES];
+    int64_t watermark;     /* highest event time seen */
+    size_t kcursor;
     struct dg_mem_stats stats;
-    dg_buf kb;         /* scratch for map keys */
-    int32_t *batch;    /* ids of the batch being applied: item index, -1 */
+    dg_buf kb;             /* scratch for freeze keys */
+    int32_t *batch;        /* ids of the batch being applied: item index, -1 */
     size_t batch_cap;
+    uint64_t *idh;         /* event_id hash per item of the batch applied */
+    size_t idh_cap;
+    const struct dg_item *applied;   /* that batch, for commit() */
+    size_t napplied;
+    /* per window of the rule set last applied (a cache: checked by
+     * pointer, version and size, and only ever a hint for sections) */
+    const struct dg_ruleset *plan_rs;
+    char plan_version[sizeof(((struct dg_ruleset *)0)->version)];
+    size_t plan_n;
+    struct wplan *plan;
 };
+
+static const char *drec_text(const struct drec *d)
+{
+    return d->data + d->idlen;
+}
 
 static void group_free(struct wgroup *g)
 {
     for (uint32_t i = 0; i < g->nsec; i++)
-        dg_wstate_release(&g->sec[i].st);
-    free(g->sec);
+        if (g->sec[i].used)
+            dg_wstate_release(&g->sec[i].st);
+    if (g->sec != g->inl)
+        free(g->sec);
     free(g);
 }
 
-/* The section of window w (appended when the group has none yet). */
-static struct section *group_section(struct mem_state *ms, struct wgroup *g,
-                                     const struct dg_window *w)
+static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
 {
-    for (uint32_t i = 0; i < g->nsec; i++)
-        if (g->sec[i].state_hash == w->state_hash)
+    if (ms->plan_rs == rs && ms->plan_n == rs->nwindows &&
+        !memcmp(ms->plan_version, rs->version, sizeof ms->plan_version))
+        return;
+    free(ms->plan);
+    ms->plan = dg_xcalloc(rs->nwindows + 1, sizeof(*ms->plan));
+    for (size_t i = 0; i < rs->nwindows; i++) {
+        const struct dg_window *w = &rs->windows[i];
+        struct wplan *p = &ms->plan[i];
+        p->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
+        for (size_t j = 0; j < rs->nwindows; j++)
+            if (rs->windows[j].keyset_hash == w->keyset_hash) {
+                if (j < i)
+                    p->slot++;
+                p->nslots++;
+            }
+    }
+    ms->plan_rs = rs;
+    ms->plan_n = rs->nwindows;
+    memcpy(ms->plan_version, rs->version, sizeof ms->plan_version);
+}
+
+static uint64_t group_hash(const struct dg_window *w, const char *key, size_t keylen)
+{
+    return ix_hash(key, keylen, w->keyset_hash);
+}
+
+/* The group of (keyset, key), or NULL with *hole the empty slot where it
+ * would go. */
+static struct wgroup *group_find(struct mem_state *ms, uint64_t h, uint64_t keyset,
+                                 const char *key, size_t keylen, struct islot **hole)
+{
+    size_t mask = ms->keys.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct islot *s = &ms->keys.slot[i];
+        if (!s->h) {
+            *hole = s;
+            return NULL;
+        }
+        if (s->h == h) {
+            struct wgroup *g = s->p;
+            if (g->keyset_hash == keyset && g->keylen == keylen && !memcmp(g->key, key, keylen))
+                return g;
+        }
+    }
+}
+
+static struct wgroup *group_new(struct mem_state *ms, const struct dg_window *w,
+                                const struct wplan *wp, const char *key, size_t keylen,
+                                int64_t ts)
+{
+    uint32_t n = wp->nslots ? wp->nslots : 1;
+    struct wgroup *g = dg_xmalloc(sizeof(*g) + n * sizeof(struct section) + keylen + 1);
+    g->last_touch = ts;
+    g->expire_ms = 0;
+    g->keyset_hash = w->keyset_hash;
+    g->nsec = n;
+    g->keylen = (uint32_t)keylen;
+    g->sec = g->inl;
+    for (uint32_t i = 0; i < n; i++)
+        g->inl[i].used = 0;
+    g->key = (char *)(g->inl + n);
+    memcpy(g->key, key, keylen);
+    g->key[keylen] = '\0';
+    return g;
+}
+
+/* The section of window w (claimed when the group has none yet). Sections
+ * sit at the slot the plan gives their window, so the first look finds
+ * them; after a rule reload they may sit elsewhere. */
+static struct section *group_section(struct wgroup *g, const struct dg_window *w,
+                                     const struct wplan *wp)
+{
+    struct section *s = wp->slot < g->nsec ? &g->sec[wp->slot] : NULL;
+    uint32_t i;
+
+    if (s && s->used && s->state_hash == w->state_hash)
+        return s;
+    for (i = 0; i < g->nsec; i++)
+        if (g->sec[i].used && g->sec[i].state_hash == w->state_hash)
             return &g->sec[i];
-    g->sec = dg_xrealloc(g->sec, (g->nsec + 1) * sizeof(*g->sec));
-    struct section *s = &g->sec[g->nsec++];
-    s->state_hash = w->state_hash;
-    s->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
+    if (!s || s->used) {
+        for (i = 0; i < g->nsec && g->sec[i].used; i++)
+            ;
+        if (i == g->nsec) { /* full: move the sections to an array of their own */
+            struct section *v = dg_xmalloc((size_t)g->nsec * 2 * sizeof(*v));
+            memcpy(v, g->sec, g->nsec * sizeof(*v));
+            for (uint32_t k = g->nsec; k < g->nsec * 2; k++)
+                v[k].used = 0;
+            if (g->sec != g->inl)
+                free(g->sec);
+            g->sec = v;
+            g->nsec *= 2;
+        }
+        s = &g->sec[i];
+    }
+    s->used = 1;
     s->live = 0;
+    s->state_hash = w->state_hash;
+    s->expire_ms = wp->expire_ms;
     dg_wstate_init(&s->st);
     if (s->expire_ms > g->expire_ms)
         g->expire_ms = s->expire_ms;
     return s;
 }
 
-static const char *map_key(struct mem_state *ms, const char *a, size_t al, const char *b,
-                           size_t bl)
+/* A group's section found with nothing in it (for peek). */
+static const struct section *group_section_get(const struct wgroup *g, const struct dg_window *w)
 {
-    ms->kb.len = 0;
-    dg_buf_append(&ms->kb, a, al);
-    dg_buf_putc(&ms->kb, '|');
-    dg_buf_append(&ms->kb, b, bl);
-    return ms->kb.data;
-}
-
-/* A group's map key: the windows' 8-byte keyset hash, then the key. */
-static const char *group_map_key(struct mem_state *ms, const struct dg_window *w,
-                                 const char *key, size_t keylen)
-{
-    dg_buf_reserve(&ms->kb, 8 + keylen);
-    memcpy(ms->kb.data, &w->keyset_hash, 8);
-    memcpy(ms->kb.data + 8, key, keylen);
-    ms->kb.len = 8 + keylen;
-    return ms->kb.data;
+    for (uint32_t i = 0; i < g->nsec; i++)
+        if (g->sec[i].used && g->sec[i].state_hash == w->state_hash)
+            return &g->sec[i];
+    return NULL;
 }
 
 /* The clock of expiry: the latest event time seen. (An event stamped far in
@@ -142,11 +467,11 @@ static void advance_watermark(struct mem_state *ms, int64_t ts)
 
 /* Index of an earlier item of this batch with the same event_id, or -1;
  * adds item i when there is none. Open addressing over 2n slots. */
-static int batch_seen(struct mem_state *ms, const struct dg_item *items, size_t i)
+static int batch_seen(struct mem_state *ms, const struct dg_item *items, size_t i, uint64_t h)
 {
     const struct dg_item *it = &items[i];
     size_t mask = ms->batch_cap - 1;
-    for (size_t j = dg_hash64(it->event_id, it->event_id_len, 7) & mask;; j = (j + 1) & mask) {
+    for (size_t j = h & mask;; j = (j + 1) & mask) {
         int32_t k = ms->batch[j];
         if (k < 0) {
             ms->batch[j] = (int32_t)i;
@@ -163,44 +488,176 @@ static int batch_seen(struct mem_state *ms, const struct dg_item *items, size_t 
     }
 }
 
-/* A few slots of each map per event: drop idle keys and old event ids.
- * The key map gets a few slots per key the event created: an event may add
- * a new key to every window it touches, and a sweep that visits fewer than
- * two slots per added key never catches up with a map kept at most half
- * full. (Lookups expire exactly on their own; this only returns memory.) */
+static struct islot *dedupe_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
+{
+    size_t mask = ms->dedupe.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct islot *s = &ms->dedupe.slot[i];
+        if (!s->h)
+            return s;
+        if (s->h == h) {
+            const struct drec *d = s->p;
+            if (d->idlen == len && !memcmp(d->data, id, len))
+                return s;
+        }
+    }
+}
+
+static struct islot *req_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
+{
+    size_t mask = ms->reqs.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct islot *s = &ms->reqs.slot[i];
+        if (!s->h)
+            return s;
+        if (s->h == h) {
+            const struct qrec *q = s->p;
+            if (q->idlen == len && !memcmp(q->data, id, len))
+                return s;
+        }
+    }
+}
+
+#define ID_SEED 0x6576656e74ULL  /* "event" */
+#define REQ_SEED 0x72657175ULL   /* "requ" */
+
+/* Forget the oldest records once expired; a record replaced or forgotten
+ * earlier only has its bytes reclaimed. Each record goes once, so this is
+ * O(1) per event amortised. */
+static void expire_dedupe(struct mem_state *ms)
+{
+    struct rhdr *r;
+    while ((r = log_front(&ms->dlog)) && (r->dead || ms->watermark - r->ts > ms->base.dedupe_ms)) {
+        if (!r->dead) {
+            struct drec *d = (struct drec *)r;
+            struct islot *s = dedupe_find(ms, ix_hash(d->data, d->idlen, ID_SEED), d->data, d->idlen);
+            if (s->h && s->p == d)
+                ix_del_slot(&ms->dedupe, s);
+        }
+        log_pop(&ms->dlog);
+    }
+}
+
+static void expire_reqs(struct mem_state *ms)
+{
+    struct rhdr *r;
+    while ((r = log_front(&ms->qlog)) &&
+           (r->dead || ms->watermark - r->ts > DG_REQUEST_RETENTION_MS)) {
+        if (!r->dead) {
+            struct qrec *q = (struct qrec *)r;
+            struct islot *s = req_find(ms, ix_hash(q->data, q->idlen, REQ_SEED), q->data, q->idlen);
+            if (s->h && s->p == q)
+                ix_del_slot(&ms->reqs, s);
+        }
+        log_pop(&ms->qlog);
+    }
+}
+
+/* A few slots of the key index per event: drop idle groups. The sweep
+ * gets a few slots per group the event created: an event may add a new key
+ * to every window it touches, and a sweep that visits fewer than two slots
+ * per added key never catches up with an index kept at most half full.
+ * (Lookups expire exactly on their own; this only returns memory.) */
 static void sweep(struct mem_state *ms, size_t created)
 {
     for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + created) && ms->keys.n; i++) {
-        struct dg_hslot *s = dg_hmap_slot(&ms->keys, &ms->kcursor);
+        struct islot *s = ix_next(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
-        struct wgroup *g = s->val;
+        struct wgroup *g = s->p;
         if (ms->watermark - g->last_touch > g->expire_ms) {
-            dg_hmap_del_slot(&ms->keys, s); /* before the free: the key is g's */
+            ix_del_slot(&ms->keys, s);
             group_free(g);
             ms->stats.expired_keys++;
         }
     }
-    for (int i = 0; i < SWEEP_PER_EVENT && ms->reqs.n; i++) {
-        struct dg_hslot *s = dg_hmap_slot(&ms->reqs, &ms->rcursor);
-        if (!s)
-            continue;
-        struct mreq *q = s->val;
-        if (ms->watermark - q->ts > DG_REQUEST_RETENTION_MS) {
-            dg_hmap_del_slot(&ms->reqs, s);
-            free(q);
+    expire_reqs(ms);
+    expire_dedupe(ms);
+}
+
+/* The record of a request, as reconcile.h has it; strings point into the
+ * log, valid until the next apply(). */
+static const struct dg_reqrec *req_view(const struct qrec *q, dg_arena *arena)
+{
+    struct dg_reqrec *r = dg_arena_alloc(arena, sizeof(*r));
+    const char *p = q->data;
+    r->id = p;
+    r->idlen = q->idlen;
+    p += q->idlen + 1;
+    r->asset = p;
+    r->assetlen = q->assetlen;
+    p += q->assetlen + 1;
+    r->dest = p;
+    r->destlen = q->destlen;
+    p += q->destlen + 1;
+    r->tx = q->has_tx ? p : NULL;
+    r->txlen = q->txlen;
+    r->action = q->action;
+    r->paid = q->paid;
+    r->amount = q->amount;
+    r->ts = q->h.ts;
+    return r;
+}
+
+/* The windows of one item: add and read each, sharing group lookups. */
+static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
+                            struct dg_item *it, dg_arena *arena)
+{
+    struct wgroup *seen_g[16];
+    const struct dg_winop *seen_op[16];
+    uint64_t seen_ks[16];
+    size_t nseen = 0, created = 0;
+
+    for (size_t o = 0; o < it->nops; o++) {
+        struct dg_winop *op = &it->ops[o];
+        const struct dg_window *w = &rs->windows[op->win];
+        const struct wplan *wp = &ms->plan[op->win];
+        struct wgroup *g = NULL;
+        for (size_t k = 0; k < nseen; k++)
+            if (seen_ks[k] == w->keyset_hash && seen_op[k]->keylen == op->keylen &&
+                (seen_op[k]->key == op->key || !memcmp(seen_op[k]->key, op->key, op->keylen))) {
+                g = seen_g[k];
+                break;
+            }
+        if (!g) {
+            struct islot *hole;
+            uint64_t h = group_hash(w, op->key, op->keylen);
+            g = group_find(ms, h, w->keyset_hash, op->key, op->keylen, &hole);
+            if (!g) {
+                if (!op->add) { /* a read of a key never written: empty */
+                    memset(&op->raw, 0, sizeof(op->raw));
+                    continue;
+                }
+                g = group_new(ms, w, wp, op->key, op->keylen, it->ts);
+                ix_insert(&ms->keys, hole, h, g);
+                created++;
+            }
+            if (nseen < 16) {
+                seen_g[nseen] = g;
+                seen_op[nseen] = op;
+                seen_ks[nseen++] = w->keyset_hash;
+            }
         }
-    }
-    for (int i = 0; i < SWEEP_PER_EVENT && ms->dedupe.n; i++) {
-        struct dg_hslot *s = dg_hmap_slot(&ms->dedupe, &ms->dcursor);
-        if (!s)
-            continue;
-        struct dedupe *d = s->val;
-        if (ms->watermark - d->ts > ms->base.dedupe_ms) {
-            dg_hmap_del_slot(&ms->dedupe, s);
-            free(d);
+        struct section *sec = group_section(g, w, wp);
+        if (sec->live && ms->watermark - sec->st.last_touch > sec->expire_ms) {
+            /* idle past its expiry: gone, exactly as if dropped already */
+            dg_wstate_clear(&sec->st);
+            sec->live = 0;
+            ms->stats.expired_keys++;
         }
+        if (!sec->live) {
+            if (!op->add) {
+                memset(&op->raw, 0, sizeof(op->raw));
+                continue;
+            }
+            sec->live = 1;
+            sec->st.last_touch = it->ts;
+        }
+        dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, NULL);
+        if (it->ts > g->last_touch)
+            g->last_touch = it->ts;
     }
+    return created;
 }
 
 static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg_item *items,
@@ -208,23 +665,34 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
 {
     struct mem_state *ms = (struct mem_state *)st;
 
+    make_plan(ms, rs);
+    log_recycle(&ms->dlog);
+    log_recycle(&ms->qlog);
     if (ms->batch_cap < 2 * n) {
         while (ms->batch_cap < 2 * n)
             ms->batch_cap = ms->batch_cap ? ms->batch_cap * 2 : 64;
         ms->batch = dg_xrealloc(ms->batch, ms->batch_cap * sizeof(*ms->batch));
     }
     memset(ms->batch, 0xff, ms->batch_cap * sizeof(*ms->batch));
+    if (ms->idh_cap < n) {
+        ms->idh_cap = n;
+        ms->idh = dg_xrealloc(ms->idh, n * sizeof(*ms->idh));
+    }
+    ms->applied = items;
+    ms->napplied = n;
 
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
-        struct dedupe *d = dg_hmap_get(&ms->dedupe, it->event_id, it->event_id_len);
-        size_t created = 0;
+        uint64_t h = ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        struct islot *ds = dedupe_find(ms, h, it->event_id, it->event_id_len);
+        struct drec *d = ds->h ? ds->p : NULL;
 
-        /* expiry is exact, whenever the sweep gets to the slot: an id
+        ms->idh[i] = h;
+        /* expiry is exact, whenever the log gets to the record: an id
          * older than the dedupe window is forgotten now */
-        if (d && ms->watermark - d->ts > ms->base.dedupe_ms) {
-            dg_hmap_del(&ms->dedupe, it->event_id, it->event_id_len);
-            free(d);
+        if (d && ms->watermark - d->h.ts > ms->base.dedupe_ms) {
+            ix_del_slot(&ms->dedupe, ds);
+            d->h.dead = 1;
             d = NULL;
         }
         it->dup = 0;
@@ -232,11 +700,11 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         it->late = 0;
         if (d) { /* decided before: its decision, nothing changes */
             it->dup = 1;
-            it->stored = dedupe_text(d);
+            it->stored = drec_text(d);
             it->stored_len = d->len;
             continue;
         }
-        if (batch_seen(ms, items, i) >= 0) {
+        if (batch_seen(ms, items, i, h) >= 0) {
             /* a second copy in this very batch: the engine copies the
              * first one's decision (stored = NULL) */
             it->dup = 1;
@@ -247,129 +715,122 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         advance_watermark(ms, it->ts);
         if (!it->decidable)
             continue;
-        /* this event's groups, so that its windows share lookups */
-        struct wgroup *seen_g[16];
-        const struct dg_winop *seen_op[16];
-        uint64_t seen_ks[16];
-        size_t nseen = 0;
-        for (size_t o = 0; o < it->nops; o++) {
-            struct dg_winop *op = &it->ops[o];
-            const struct dg_window *w = &rs->windows[op->win];
-            struct wgroup *g = NULL;
-            for (size_t k = 0; k < nseen && !g; k++)
-                if (seen_ks[k] == w->keyset_hash && seen_op[k]->keylen == op->keylen &&
-                    !memcmp(seen_op[k]->key, op->key, op->keylen))
-                    g = seen_g[k];
-            if (!g) {
-                const char *mk = group_map_key(ms, w, op->key, op->keylen);
-                g = dg_hmap_get(&ms->keys, mk, ms->kb.len);
-                if (!g) {
-                    if (!op->add) { /* a read of a key never written: empty */
-                        memset(&op->raw, 0, sizeof(op->raw));
-                        continue;
-                    }
-                    g = dg_xmalloc(sizeof(*g) + ms->kb.len);
-                    g->last_touch = it->ts;
-                    g->expire_ms = 0;
-                    g->nsec = 0;
-                    g->sec = NULL;
-                    g->keylen = (uint32_t)ms->kb.len;
-                    memcpy(g->key, mk, ms->kb.len);
-                    dg_hmap_put(&ms->keys, g->key, g->keylen, g);
-                    created++;
-                }
-                if (nseen < 16) {
-                    seen_g[nseen] = g;
-                    seen_op[nseen] = op;
-                    seen_ks[nseen++] = w->keyset_hash;
-                }
-            }
-            struct section *sec = group_section(ms, g, w);
-            if (sec->live && ms->watermark - sec->st.last_touch > sec->expire_ms) {
-                /* idle past its expiry: gone, exactly as if dropped already */
-                dg_wstate_release(&sec->st);
-                dg_wstate_init(&sec->st);
-                sec->live = 0;
-                ms->stats.expired_keys++;
-            }
-            if (!sec->live) {
-                if (!op->add) {
-                    memset(&op->raw, 0, sizeof(op->raw));
-                    continue;
-                }
-                sec->live = 1;
-                sec->st.last_touch = it->ts;
-            }
-            dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, NULL);
-            if (it->ts > g->last_touch)
-                g->last_touch = it->ts;
-        }
+        size_t created = apply_windows(ms, rs, it, arena);
         if (it->late)
             ms->stats.late_events++;
         if (it->nreq_ids) {
             it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
             for (size_t k = 0; k < it->nreq_ids; k++) {
                 const char *id = it->req_ids[k];
-                struct mreq *q = dg_hmap_get(&ms->reqs, id, strlen(id));
-                struct dg_reqrec *rec = NULL;
-                if (q && ms->watermark - q->ts <= DG_REQUEST_RETENTION_MS) {
-                    rec = dg_arena_alloc(arena, sizeof(*rec));
-                    if (dg_reqrec_decode(rec, q->data + q->keylen, q->len, arena) != 0)
-                        rec = NULL; /* cannot happen: we wrote it */
-                }
-                it->reqs[k] = rec;
+                size_t len = strlen(id);
+                struct islot *qs = req_find(ms, ix_hash(id, len, REQ_SEED), id, len);
+                const struct qrec *q = qs->h ? qs->p : NULL;
+                it->reqs[k] = q && ms->watermark - q->h.ts <= DG_REQUEST_RETENTION_MS
+                                  ? req_view(q, arena)
+                                  : NULL;
             }
         }
         sweep(ms, created);
         if (!ms->freezes.n)
             continue;
         for (int s = 0; s < DG_NSCOPES; s++) {
-            if (!it->scope_key[s])
+            if (!it->scope_key[s] || !ms->nfrozen[s])
                 continue;
             const char *name = dg_scope_name(s);
-            const char *mk = map_key(ms, name, strlen(name), it->scope_key[s], it->scope_len[s]);
-            if (dg_hmap_get(&ms->freezes, mk, ms->kb.len))
+            size_t nl = strlen(name);
+            ms->kb.len = 0;
+            dg_buf_reserve(&ms->kb, nl + 1 + it->scope_len[s]);
+            memcpy(ms->kb.data, name, nl);
+            ms->kb.data[nl] = '|';
+            memcpy(ms->kb.data + nl + 1, it->scope_key[s], it->scope_len[s]);
+            ms->kb.len = nl + 1 + it->scope_len[s];
+            if (dg_hmap_get(&ms->freezes, ms->kb.data, ms->kb.len))
                 it->frozen |= 1u << s;
         }
     }
     return 0;
 }
 
+static const char *freeze_key(struct mem_state *ms, int s, const char *key, size_t len)
+{
+    ms->kb.len = 0;
+    dg_buf_puts(&ms->kb, dg_scope_name(s));
+    dg_buf_putc(&ms->kb, '|');
+    dg_buf_append(&ms->kb, key, len);
+    return ms->kb.data;
+}
+
+static void put_str(char **p, const char *s, uint32_t n)
+{
+    if (n)
+        memcpy(*p, s, n);
+    (*p)[n] = '\0';
+    *p += n + 1;
+}
+
+static void write_request(struct mem_state *ms, const struct dg_reqrec *rec)
+{
+    uint64_t h = ix_hash(rec->id, rec->idlen, REQ_SEED);
+    size_t txlen = rec->tx ? rec->txlen : 0;
+    size_t size = sizeof(struct qrec) + rec->idlen + rec->assetlen + rec->destlen + txlen + 4;
+    /* copy first: the old record may be where rec's strings live */
+    struct qrec *q = log_append(&ms->qlog, size);
+    char *p = q->data;
+
+    q->h.ts = rec->ts;
+    q->amount = rec->amount;
+    q->idlen = rec->idlen;
+    q->assetlen = rec->assetlen;
+    q->destlen = rec->destlen;
+    q->txlen = (uint32_t)txlen;
+    q->action = (uint8_t)rec->action;
+    q->paid = (uint8_t)(rec->paid != 0);
+    q->has_tx = rec->tx != NULL;
+    put_str(&p, rec->id, rec->idlen);
+    put_str(&p, rec->asset, rec->assetlen);
+    put_str(&p, rec->dest, rec->destlen);
+    put_str(&p, rec->tx, (uint32_t)txlen);
+
+    struct islot *s = req_find(ms, h, rec->id, rec->idlen);
+    if (s->h) {
+        ((struct qrec *)s->p)->h.dead = 1;
+        s->p = q;
+    } else {
+        ix_insert(&ms->reqs, s, h, q);
+    }
+}
+
 static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
 {
     struct mem_state *ms = (struct mem_state *)st;
+    int hashed = ms->applied == items && ms->napplied == n;
 
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         if (it->dup)
             continue;
-        struct dedupe *d = dg_xmalloc(sizeof(*d) + it->event_id_len + it->decision_len + 1);
-        d->ts = it->ts;
+        uint64_t h = hashed ? ms->idh[i] : ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        struct drec *d = log_append(&ms->dlog, sizeof(*d) + it->event_id_len + it->decision_len + 1);
+        d->h.ts = it->ts;
         d->len = (uint32_t)it->decision_len;
-        d->keylen = (uint32_t)it->event_id_len;
+        d->idlen = (uint32_t)it->event_id_len;
         memcpy(d->data, it->event_id, it->event_id_len);
-        memcpy(d->data + d->keylen, it->decision ? it->decision : "", it->decision_len);
-        d->data[d->keylen + d->len] = '\0';
-        free(dg_hmap_put(&ms->dedupe, d->data, d->keylen, d));
-        for (size_t w = 0; w < it->nwrites; w++) {
-            const struct dg_reqrec *rec = it->writes[w];
-            ms->kb.len = 0;
-            dg_reqrec_encode(rec, &ms->kb);
-            struct mreq *q = dg_xmalloc(sizeof(*q) + rec->idlen + ms->kb.len);
-            q->ts = rec->ts;
-            q->keylen = rec->idlen;
-            q->len = (uint32_t)ms->kb.len;
-            memcpy(q->data, rec->id, rec->idlen);
-            memcpy(q->data + rec->idlen, ms->kb.data, ms->kb.len);
-            struct mreq *old = dg_hmap_put(&ms->reqs, q->data, q->keylen, q);
-            if (old && old != q)
-                free(old);
+        if (it->decision_len)
+            memcpy(d->data + d->idlen, it->decision, it->decision_len);
+        d->data[d->idlen + d->len] = '\0';
+        struct islot *s = dedupe_find(ms, h, it->event_id, it->event_id_len);
+        if (s->h) {
+            ((struct drec *)s->p)->h.dead = 1;
+            s->p = d;
+        } else {
+            ix_insert(&ms->dedupe, s, h, d);
         }
-        for (int s = 0; s < DG_NSCOPES; s++) {
-            if (!(it->freeze & (1u << s)) || !it->scope_key[s])
+        for (size_t w = 0; w < it->nwrites; w++)
+            write_request(ms, it->writes[w]);
+        for (int sc = 0; sc < DG_NSCOPES; sc++) {
+            if (!(it->freeze & (1u << sc)) || !it->scope_key[sc])
                 continue;
-            const char *name = dg_scope_name(s);
-            const char *mk = map_key(ms, name, strlen(name), it->scope_key[s], it->scope_len[s]);
+            const char *mk = freeze_key(ms, sc, it->scope_key[sc], it->scope_len[sc]);
             if (dg_hmap_get(&ms->freezes, mk, ms->kb.len))
                 continue; /* the first freeze stands */
             struct freeze *f = dg_xcalloc(1, sizeof(*f));
@@ -378,8 +839,10 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
             f->reason = dg_xstrdup(it->freeze_info.reason ? it->freeze_info.reason : "");
             f->event_id = dg_xstrndup(it->event_id, it->event_id_len);
             dg_hmap_put(&ms->freezes, mk, ms->kb.len, f);
+            ms->nfrozen[sc]++;
         }
     }
+    ms->applied = NULL;
     return 0;
 }
 
@@ -387,11 +850,8 @@ static void mem_destroy(struct dg_state *st)
 {
     struct mem_state *ms = (struct mem_state *)st;
     for (size_t i = 0; i < ms->keys.cap; i++)
-        if (ms->keys.slots[i].hash)
-            group_free(ms->keys.slots[i].val);
-    for (size_t i = 0; i < ms->dedupe.cap; i++)
-        if (ms->dedupe.slots[i].hash)
-            free(ms->dedupe.slots[i].val);
+        if (ms->keys.slot[i].h)
+            group_free(ms->keys.slot[i].p);
     for (size_t i = 0; i < ms->freezes.cap; i++)
         if (ms->freezes.slots[i].hash) {
             struct freeze *f = ms->freezes.slots[i].val;
@@ -400,15 +860,16 @@ static void mem_destroy(struct dg_state *st)
             free(f->event_id);
             free(f);
         }
-    for (size_t i = 0; i < ms->reqs.cap; i++)
-        if (ms->reqs.slots[i].hash)
-            free(ms->reqs.slots[i].val);
-    dg_hmap_free(&ms->keys);
-    dg_hmap_free(&ms->dedupe);
+    ix_free(&ms->keys);
+    ix_free(&ms->dedupe);
+    ix_free(&ms->reqs);
+    log_free(&ms->dlog);
+    log_free(&ms->qlog);
     dg_hmap_free(&ms->freezes);
-    dg_hmap_free(&ms->reqs);
     dg_buf_free(&ms->kb);
     free(ms->batch);
+    free(ms->idh);
+    free(ms->plan);
     free(ms);
 }
 
@@ -432,9 +893,9 @@ struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
     ms->base.dedupe_ms = dedupe_ms;
     ms->base.lateness_ms = lateness_ms;
     ms->watermark = INT64_MIN / 2;
-    dg_hmap_init_borrowed(&ms->keys);
-    dg_hmap_init_borrowed(&ms->dedupe);
-    dg_hmap_init_borrowed(&ms->reqs);
+    ix_init(&ms->keys);
+    ix_init(&ms->dedupe);
+    ix_init(&ms->reqs);
     dg_hmap_init(&ms->freezes);
     return &ms->base;
 }
@@ -452,17 +913,16 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
                       size_t keylen, int64_t at_ms, struct dg_win_raw *out)
 {
     struct mem_state *ms = (struct mem_state *)st;
-    const char *mk = group_map_key(ms, w, key, keylen);
-    struct wgroup *g = dg_hmap_get(&ms->keys, mk, ms->kb.len);
+    struct islot *hole;
+    const struct wgroup *g = group_find(ms, group_hash(w, key, keylen), w->keyset_hash, key,
+                                        keylen, &hole);
+    const struct section *sec = g ? group_section_get(g, w) : NULL;
+
     memset(out, 0, sizeof(*out));
-    if (!g)
+    if (!sec || !sec->live)
         return -1;
-    for (uint32_t i = 0; i < g->nsec; i++)
-        if (g->sec[i].state_hash == w->state_hash && g->sec[i].live) {
-            dg_wstate_peek(&g->sec[i].st, w, at_ms, out);
-            return 0;
-        }
-    return -1;
+    dg_wstate_peek(&sec->st, w, at_ms, out);
+    return 0;
 }
 
 void dg_state_mem_freezes(struct dg_state *st, dg_freeze_visit_fn fn, void *ud)

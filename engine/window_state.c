@@ -39,6 +39,35 @@ void dg_wstate_release(struct dg_wstate *k)
     k->di = NULL;
 }
 
+/* Distinct maps up to this many slots survive dg_wstate_clear; a larger
+ * one goes, so that one busy spell does not hold memory for ever. */
+#define KEEP_DISTINCT_SLOTS 64
+
+void dg_wstate_clear(struct dg_wstate *k)
+{
+    struct dg_bucket *b = k->b;
+    uint32_t capb = k->capb, dcap = k->dcap;
+    uint64_t *dh = k->dh;
+    int64_t *di = k->di;
+
+    free(k->last_str);
+    if (dcap > KEEP_DISTINCT_SLOTS) {
+        free(dh);
+        free(di);
+        dh = NULL;
+        di = NULL;
+        dcap = 0;
+    } else if (dh) {
+        memset(dh, 0, dcap * sizeof(*dh)); /* 0: an empty slot */
+    }
+    dg_wstate_init(k);
+    k->b = b;
+    k->capb = capb;
+    k->dh = dh;
+    k->di = di;
+    k->dcap = dcap;
+}
+
 static struct dg_bucket *find_bucket(struct dg_wstate *k, int64_t idx)
 {
     for (uint32_t i = k->nb; i-- > 0;) /* new buckets are at the end */

@@ -50,6 +50,10 @@ struct dg_distinct_store {
 void dg_wstate_init(struct dg_wstate *k);
 /* Free what the state owns (not k itself). */
 void dg_wstate_release(struct dg_wstate *k);
+/* Forget everything, as release + init would, but keep the bucket array
+ * and a small distinct map for the next events: a state that expires and
+ * comes back costs no malloc. */
+void dg_wstate_clear(struct dg_wstate *k);
 
 /* Add op's event (op->add) and/or read the window (op->read, into
  * op->raw) at event time t. *late is set when the event is too old for the
