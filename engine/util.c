@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static uint64_t fmix64(uint64_t k)
 {
@@ -237,6 +240,39 @@ static const unsigned char json_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
+/* Bytes from s[i] on that need no escaping: the common case is a whole
+ * string of them, checked 16 (or 8) bytes a step. */
+static size_t json_plain_run(const char *s, size_t i, size_t n)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        /* unsigned v <= 0x1f: min(v, 0x1f) == v */
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        int m = _mm_movemask_epi8(bad);
+        if (m)
+            return i + (size_t)__builtin_ctz((unsigned)m);
+    }
+#else
+    /* a byte below 0x20, a '"' or a '\\' stops the word loop */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, lo, q, bs;
+        memcpy(&w, s + i, 8);
+        lo = (w - 0x2020202020202020ULL) & ~w;
+        q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
+        bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
+        if ((lo | q | bs) & 0x8080808080808080ULL)
+            break;
+    }
+#endif
+    while (i < n && !json_esc[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
 char *dg_json_str_put(char *p, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -244,19 +280,7 @@ char *dg_json_str_put(char *p, const char *s, size_t n)
 
     *p++ = '"';
     for (;;) {
-        /* the common case: nothing to escape, one copy. Eight bytes a
-         * step: a byte below 0x20, a '"' or a '\\' stops the word loop. */
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w, lo, q, bs;
-            memcpy(&w, s + i, 8);
-            lo = (w - 0x2020202020202020ULL) & ~w;
-            q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
-            bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
-            if ((lo | q | bs) & 0x8080808080808080ULL)
-                break;
-        }
-        while (i < n && !json_esc[(unsigned char)s[i]])
-            i++;
+        i = json_plain_run(s, i, n);
         memcpy(p, s + run, i - run);
         p += i - run;
         if (i == n)

@@ -128,6 +128,16 @@ static void ix_del_slot(struct index *x, struct islot *s)
     x->slot[i].p = NULL;
 }
 
+/* The slot that holds p under h, or NULL. */
+static struct islot *ix_slot_of(struct index *x, uint64_t h, const void *p)
+{
+    size_t mask = x->cap - 1;
+    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
+        if (x->slot[i].p == p)
+            return &x->slot[i];
+    return NULL;
+}
+
 /* The slot under *cursor (NULL when empty); advances the cursor, wrapping.
  * For incremental sweeps: backward shifting may move a later entry into a
  * visited slot, which the sweep then meets on its next pass. */
@@ -150,6 +160,7 @@ static struct islot *ix_next(struct index *x, size_t *cursor)
 
 struct rhdr {
     int64_t ts;      /* the time its expiry is measured from */
+    uint64_t h;      /* its index hash */
     uint32_t size;   /* bytes of the whole record, a multiple of 8 */
     uint32_t dead;   /* replaced or forgotten: no index slot points here */
 };
@@ -528,12 +539,9 @@ static void expire_dedupe(struct mem_state *ms)
 {
     struct rhdr *r;
     while ((r = log_front(&ms->dlog)) && (r->dead || ms->watermark - r->ts > ms->base.dedupe_ms)) {
-        if (!r->dead) {
-            struct drec *d = (struct drec *)r;
-            struct islot *s = dedupe_find(ms, ix_hash(d->data, d->idlen, ID_SEED), d->data, d->idlen);
-            if (s->h && s->p == d)
-                ix_del_slot(&ms->dedupe, s);
-        }
+        struct islot *s = r->dead ? NULL : ix_slot_of(&ms->dedupe, r->h, r);
+        if (s)
+            ix_del_slot(&ms->dedupe, s);
         log_pop(&ms->dlog);
     }
 }
@@ -543,12 +551,9 @@ static void expire_reqs(struct mem_state *ms)
     struct rhdr *r;
     while ((r = log_front(&ms->qlog)) &&
            (r->dead || ms->watermark - r->ts > DG_REQUEST_RETENTION_MS)) {
-        if (!r->dead) {
-            struct qrec *q = (struct qrec *)r;
-            struct islot *s = req_find(ms, ix_hash(q->data, q->idlen, REQ_SEED), q->data, q->idlen);
-            if (s->h && s->p == q)
-                ix_del_slot(&ms->reqs, s);
-        }
+        struct islot *s = r->dead ? NULL : ix_slot_of(&ms->reqs, r->h, r);
+        if (s)
+            ix_del_slot(&ms->reqs, s);
         log_pop(&ms->qlog);
     }
 }
@@ -778,6 +783,7 @@ static void write_request(struct mem_state *ms, const struct dg_reqrec *rec)
     char *p = q->data;
 
     q->h.ts = rec->ts;
+    q->h.h = h;
     q->amount = rec->amount;
     q->idlen = rec->idlen;
     q->assetlen = rec->assetlen;
@@ -812,6 +818,7 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         uint64_t h = hashed ? ms->idh[i] : ix_hash(it->event_id, it->event_id_len, ID_SEED);
         struct drec *d = log_append(&ms->dlog, sizeof(*d) + it->event_id_len + it->decision_len + 1);
         d->h.ts = it->ts;
+        d->h.h = h;
         d->len = (uint32_t)it->decision_len;
         d->idlen = (uint32_t)it->event_id_len;
         memcpy(d->data, it->event_id, it->event_id_len);

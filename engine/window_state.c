@@ -80,19 +80,20 @@ static struct dg_bucket *find_bucket(struct dg_wstate *k, int64_t idx)
 
 static struct dg_bucket *get_bucket(struct dg_wstate *k, int64_t idx)
 {
-    struct dg_bucket *b = find_bucket(k, idx);
-    uint32_t pos;
+    uint32_t pos = k->nb;
+    struct dg_bucket *b;
 
-    if (b)
-        return b;
+    /* new events land in the newest bucket, or a new one after it */
+    while (pos > 0 && k->b[pos - 1].idx > idx)
+        pos--;
+    if (pos > 0 && k->b[pos - 1].idx == idx)
+        return &k->b[pos - 1];
     if (k->nb == k->capb) {
         k->capb = k->capb ? k->capb * 2 : 4;
         k->b = dg_xrealloc(k->b, k->capb * sizeof(*k->b));
     }
-    pos = k->nb;
-    while (pos > 0 && k->b[pos - 1].idx > idx)
-        pos--;
-    memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
+    if (pos < k->nb)
+        memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
     k->nb++;
     b = &k->b[pos];
     memset(b, 0, sizeof(*b));
@@ -114,7 +115,8 @@ static void advance(struct dg_wstate *k, int64_t head, int64_t nbuckets)
         drop++;
     }
     if (drop) {
-        memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
+        if (drop < k->nb)
+            memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
         k->nb -= drop;
     }
 }
