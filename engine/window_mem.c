@@ -63,9 +63,34 @@ static void ix_free(struct index *x)
     x->cap = x->n = 0;
 }
 
+/* Index hashes are this file's own (nothing outside sees them), so they
+ * can be cheap: eight bytes a step with one multiply, the last 1..8 bytes
+ * in one overlapping load, then a finaliser for the low bits linear
+ * probing uses. Never 0 (an empty slot). */
 static uint64_t ix_hash(const void *key, size_t len, uint64_t seed)
 {
-    uint64_t h = dg_hash64(key, len, seed);
+    const unsigned char *p = key;
+    uint64_t h = seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL), w = 0;
+
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 31;
+        }
+        memcpy(&w, p + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else if (len) {
+        w = (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+    }
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
     return h ? h : 1;
 }
 
@@ -270,16 +295,29 @@ struct section {
     struct dg_wstate st;
 };
 
-/* The windows keyed by the same fields, for one value of those fields. */
+/* The windows keyed by the same fields, for one value of those fields.
+ * One allocation: this header, the key right after it (a lookup compares
+ * it, so it shares the header's cache line), then the sections. */
 struct wgroup {
     int64_t last_touch;    /* latest event time that touched any section */
     int64_t expire_ms;     /* the longest of its sections' */
     uint64_t keyset_hash;
     uint32_t nsec, keylen; /* section slots; key bytes */
-    struct section *sec;   /* inl, or an array of its own once it outgrew it */
-    char *key;             /* after the inline sections */
-    struct section inl[];
+    struct section *sec;   /* after the key, or an array of its own once
+                              the group outgrew its slots */
+    char key[];
 };
+
+/* Where a group's own sections start: after the key, 16-byte aligned. */
+static size_t group_key_room(size_t keylen)
+{
+    return (sizeof(struct wgroup) + keylen + 1 + 15) & ~(size_t)15;
+}
+
+static struct section *group_inline(const struct wgroup *g)
+{
+    return (struct section *)((char *)g + group_key_room(g->keylen));
+}
 
 /* A decided event: its event_id (the index key) and its decision text. */
 struct drec {
@@ -301,6 +339,8 @@ struct qrec {
 struct freeze {
     int64_t ts;
     char *rule_id, *reason, *event_id;
+    char *key;             /* the scope's key (the map key is "scope|key") */
+    uint32_t keylen;
 };
 
 /* What the state needs per window of the rule set being applied. */
@@ -316,16 +356,24 @@ struct mem_state {
     struct index dedupe;   /* event_id -> struct drec */
     struct index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
     struct rlog dlog, qlog;
-    dg_hmap freezes;       /* scope '|' key -> struct freeze */
-    size_t nfrozen[DG_NSCOPES];
+    dg_hmap freezes;       /* scope '|' key -> struct freeze (for listing) */
+    struct index frozen[DG_NSCOPES]; /* per scope: key -> struct freeze */
     int64_t watermark;     /* highest event time seen */
     size_t kcursor;
     struct dg_mem_stats stats;
     dg_buf kb;             /* scratch for freeze keys */
     int32_t *batch;        /* ids of the batch being applied: item index, -1 */
     size_t batch_cap;
+    /* worked out for the whole batch before it is applied, so that the
+     * index slots, groups and states it needs are fetched ahead */
+    uint64_t *gh;          /* per op: its group's hash (first op of the group) */
+    int16_t *gref;         /* per op: the item's earlier op in the same group, or -1 */
+    struct wgroup **gp;    /* per op: its group once found (apply_windows) */
+    size_t *obase;         /* per item: where its ops start in gh and gref */
+    size_t ops_cap, items_cap;
+    uint64_t *qh;          /* per request id of the batch: its hash */
+    size_t q_cap;
     uint64_t *idh;         /* event_id hash per item of the batch applied */
-    size_t idh_cap;
     const struct dg_item *applied;   /* that batch, for commit() */
     size_t napplied;
     /* per window of the rule set last applied (a cache: checked by
@@ -346,7 +394,7 @@ static void group_free(struct wgroup *g)
     for (uint32_t i = 0; i < g->nsec; i++)
         if (g->sec[i].used)
             dg_wstate_release(&g->sec[i].st);
-    if (g->sec != g->inl)
+    if (g->sec != group_inline(g))
         free(g->sec);
     free(g);
 }
@@ -404,18 +452,17 @@ static struct wgroup *group_new(struct mem_state *ms, const struct dg_window *w,
                                 int64_t ts)
 {
     uint32_t n = wp->nslots ? wp->nslots : 1;
-    struct wgroup *g = dg_xmalloc(sizeof(*g) + n * sizeof(struct section) + keylen + 1);
+    struct wgroup *g = dg_xmalloc(group_key_room(keylen) + n * sizeof(struct section));
     g->last_touch = ts;
     g->expire_ms = 0;
     g->keyset_hash = w->keyset_hash;
     g->nsec = n;
     g->keylen = (uint32_t)keylen;
-    g->sec = g->inl;
-    for (uint32_t i = 0; i < n; i++)
-        g->inl[i].used = 0;
-    g->key = (char *)(g->inl + n);
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
+    g->sec = group_inline(g);
+    for (uint32_t i = 0; i < n; i++)
+        g->sec[i].used = 0;
     return g;
 }
 
@@ -441,7 +488,7 @@ static struct section *group_section(struct wgroup *g, const struct dg_window *w
             memcpy(v, g->sec, g->nsec * sizeof(*v));
             for (uint32_t k = g->nsec; k < g->nsec * 2; k++)
                 v[k].used = 0;
-            if (g->sec != g->inl)
+            if (g->sec != group_inline(g))
                 free(g->sec);
             g->sec = v;
             g->nsec *= 2;
@@ -604,44 +651,184 @@ static const struct dg_reqrec *req_view(const struct qrec *q, dg_arena *arena)
     return r;
 }
 
-/* The windows of one item: add and read each, sharing group lookups. */
-static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
-                            struct dg_item *it, dg_arena *arena)
+/* ---- looking ahead ----
+ * A batch's state is mostly far from the cache (tens of MB of groups,
+ * sections and buckets): one event needs a dozen lines from memory, each
+ * load depending on the one before (index slot, group, section, bucket).
+ * So the hashes of the whole batch are worked out first and their index
+ * slots fetched; while item i is applied, the groups of item i + 3 and the
+ * buckets of item i + 1 are fetched. Prefetches read only live memory and
+ * change nothing, so they never change a result. */
+
+#define AHEAD_GROUPS 3
+#define AHEAD_STATES 1
+
+static size_t grown(size_t cap, size_t need)
 {
-    struct wgroup *seen_g[16];
-    const struct dg_winop *seen_op[16];
-    uint64_t seen_ks[16];
-    size_t nseen = 0, created = 0;
+    while (cap < need)
+        cap = cap ? cap * 2 : 1024;
+    return cap;
+}
+
+/* The object stored under h, comparing hashes only (for prefetching). */
+static void *ix_peek(const struct index *x, uint64_t h)
+{
+    size_t mask = x->cap - 1;
+    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
+        if (x->slot[i].h == h)
+            return x->slot[i].p;
+    return NULL;
+}
+
+static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const struct dg_item *items,
+                    size_t n)
+{
+    size_t nops = 0, nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        nops += items[i].nops;
+        nq += items[i].nreq_ids;
+    }
+    if (ms->ops_cap < nops + 1) {
+        ms->ops_cap = grown(ms->ops_cap, nops + 1);
+        ms->gh = dg_xrealloc(ms->gh, ms->ops_cap * sizeof(*ms->gh));
+        ms->gref = dg_xrealloc(ms->gref, ms->ops_cap * sizeof(*ms->gref));
+        ms->gp = dg_xrealloc(ms->gp, ms->ops_cap * sizeof(*ms->gp));
+    }
+    if (ms->items_cap < n + 1) {
+        ms->items_cap = grown(ms->items_cap, n + 1);
+        ms->obase = dg_xrealloc(ms->obase, ms->items_cap * sizeof(*ms->obase));
+        ms->idh = dg_xrealloc(ms->idh, ms->items_cap * sizeof(*ms->idh));
+    }
+    if (ms->q_cap < nq + 1) {
+        ms->q_cap = grown(ms->q_cap, nq + 1);
+        ms->qh = dg_xrealloc(ms->qh, ms->q_cap * sizeof(*ms->qh));
+    }
+
+    nops = nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dg_item *it = &items[i];
+        uint64_t h = ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        ms->idh[i] = h;
+        __builtin_prefetch(&ms->dedupe.slot[h & (ms->dedupe.cap - 1)]);
+        ms->obase[i] = nops;
+        for (size_t o = 0; o < it->nops; o++) {
+            const struct dg_winop *op = &it->ops[o];
+            const struct dg_window *w = &rs->windows[op->win];
+            int16_t ref = -1;
+            /* windows keyed by the same fields share a group (the pipeline
+             * hands them the same key pointer) */
+            for (size_t k = 0; k < o && ref < 0; k++) {
+                const struct dg_winop *ok = &it->ops[k];
+                if (ms->gref[nops + k] < 0 && rs->windows[ok->win].keyset_hash == w->keyset_hash &&
+                    ok->keylen == op->keylen &&
+                    (ok->key == op->key || !memcmp(ok->key, op->key, op->keylen)))
+                    ref = (int16_t)k;
+            }
+            ms->gref[nops + o] = ref;
+            if (ref < 0) {
+                h = group_hash(w, op->key, op->keylen);
+                ms->gh[nops + o] = h;
+                __builtin_prefetch(&ms->keys.slot[h & (ms->keys.cap - 1)]);
+            }
+        }
+        nops += it->nops;
+        for (size_t k = 0; k < it->nreq_ids; k++) {
+            const char *id = it->req_ids[k];
+            h = ix_hash(id, strlen(id), REQ_SEED);
+            ms->qh[nq++] = h;
+            __builtin_prefetch(&ms->reqs.slot[h & (ms->reqs.cap - 1)]);
+        }
+    }
+    ms->obase[n] = nops;
+}
+
+/* Item i's groups (their header, key and the sections its ops use) and
+ * request records. */
+static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t i, size_t qbase)
+{
+    const uint64_t *gh = ms->gh + ms->obase[i];
+    const int16_t *gref = ms->gref + ms->obase[i];
+    for (size_t o = 0; o < it->nops; o++) {
+        if (gref[o] >= 0)
+            continue;
+        const char *g = ix_peek(&ms->keys, gh[o]);
+        if (!g)
+            continue;
+        __builtin_prefetch(g);
+        __builtin_prefetch(g + 64);
+        /* the group's own sections, as the plan places them */
+        size_t room = group_key_room(it->ops[o].keylen);
+        for (size_t k = o; k < it->nops; k++)
+            if (k == o || gref[k] == (int16_t)o) {
+                const char *sec = g + room + ms->plan[it->ops[k].win].slot * sizeof(struct section);
+                __builtin_prefetch(sec);
+                __builtin_prefetch(sec + 64);
+            }
+    }
+    for (size_t k = 0; k < it->nreq_ids; k++) {
+        const void *q = ix_peek(&ms->reqs, ms->qh[qbase + k]);
+        if (q)
+            __builtin_prefetch(q);
+    }
+}
+
+/* Item i's newest buckets and distinct maps. */
+static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
+                         const struct dg_item *it, size_t i)
+{
+    const uint64_t *gh = ms->gh + ms->obase[i];
+    const int16_t *gref = ms->gref + ms->obase[i];
+    const struct wgroup *g = NULL;
+    for (size_t o = 0; o < it->nops; o++) {
+        const struct dg_winop *op = &it->ops[o];
+        const struct wplan *wp = &ms->plan[op->win];
+        if (gref[o] < 0)
+            g = ix_peek(&ms->keys, gh[o]);
+        else /* the group of op gref[o]: peeked again (rarely more than two) */
+            g = ix_peek(&ms->keys, gh[gref[o]]);
+        if (!g || wp->slot >= g->nsec)
+            continue;
+        const struct section *sec = &g->sec[wp->slot];
+        if (!sec->used || !sec->live || sec->state_hash != rs->windows[op->win].state_hash)
+            continue;
+        if (sec->st.nb)
+            __builtin_prefetch(&sec->st.b[sec->st.nb - 1]);
+        if (sec->st.dh && op->add) {
+            uint32_t slot = (uint32_t)(op->vhash | 1) & (sec->st.dcap - 1);
+            __builtin_prefetch(&sec->st.dh[slot]);
+            __builtin_prefetch(&sec->st.di[slot]);
+        }
+    }
+}
+
+/* The windows of one item: add and read each, one lookup per group. */
+static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
+                            struct dg_item *it, size_t i, dg_arena *arena)
+{
+    const uint64_t *gh = ms->gh + ms->obase[i];
+    const int16_t *gref = ms->gref + ms->obase[i];
+    struct wgroup **gs = ms->gp + ms->obase[i];
+    size_t created = 0;
 
     for (size_t o = 0; o < it->nops; o++) {
         struct dg_winop *op = &it->ops[o];
         const struct dg_window *w = &rs->windows[op->win];
         const struct wplan *wp = &ms->plan[op->win];
-        struct wgroup *g = NULL;
-        for (size_t k = 0; k < nseen; k++)
-            if (seen_ks[k] == w->keyset_hash && seen_op[k]->keylen == op->keylen &&
-                (seen_op[k]->key == op->key || !memcmp(seen_op[k]->key, op->key, op->keylen))) {
-                g = seen_g[k];
-                break;
-            }
-        if (!g) {
-            struct islot *hole;
-            uint64_t h = group_hash(w, op->key, op->keylen);
-            g = group_find(ms, h, w->keyset_hash, op->key, op->keylen, &hole);
-            if (!g) {
-                if (!op->add) { /* a read of a key never written: empty */
-                    memset(&op->raw, 0, sizeof(op->raw));
-                    continue;
-                }
-                g = group_new(ms, w, wp, op->key, op->keylen, it->ts);
-                ix_insert(&ms->keys, hole, h, g);
-                created++;
-            }
-            if (nseen < 16) {
-                seen_g[nseen] = g;
-                seen_op[nseen] = op;
-                seen_ks[nseen++] = w->keyset_hash;
-            }
+        size_t lead = gref[o] >= 0 ? (size_t)gref[o] : o;
+        struct islot *hole = NULL;
+        struct wgroup *g = lead == o ? group_find(ms, gh[o], w->keyset_hash, op->key, op->keylen, &hole)
+                                     : gs[lead];
+        if (!g && op->add) {
+            if (!hole) /* the group's first op only read it, found nothing */
+                group_find(ms, gh[lead], w->keyset_hash, op->key, op->keylen, &hole);
+            g = group_new(ms, w, wp, op->key, op->keylen, it->ts);
+            ix_insert(&ms->keys, hole, gh[lead], g);
+            created++;
+        }
+        gs[lead] = gs[o] = g;
+        if (!g) { /* a read of a key never written: empty */
+            memset(&op->raw, 0, sizeof(op->raw));
+            continue;
         }
         struct section *sec = group_section(g, w, wp);
         if (sec->live && ms->watermark - sec->st.last_touch > sec->expire_ms) {
@@ -665,10 +852,31 @@ static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
     return created;
 }
 
+/* The freeze of key in scope s, or NULL. */
+static struct freeze *frozen_find(struct mem_state *ms, int s, const char *key, size_t len,
+                                  uint64_t h, struct islot **hole)
+{
+    struct index *x = &ms->frozen[s];
+    size_t mask = x->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct islot *sl = &x->slot[i];
+        if (!sl->h) {
+            *hole = sl;
+            return NULL;
+        }
+        if (sl->h == h) {
+            struct freeze *f = sl->p;
+            if (f->keylen == len && !memcmp(f->key, key, len))
+                return f;
+        }
+    }
+}
+
 static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg_item *items,
                      size_t n, dg_arena *arena)
 {
     struct mem_state *ms = (struct mem_state *)st;
+    size_t qbase = 0, qahead = 0;
 
     make_plan(ms, rs);
     log_recycle(&ms->dlog);
@@ -679,20 +887,29 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         ms->batch = dg_xrealloc(ms->batch, ms->batch_cap * sizeof(*ms->batch));
     }
     memset(ms->batch, 0xff, ms->batch_cap * sizeof(*ms->batch));
-    if (ms->idh_cap < n) {
-        ms->idh_cap = n;
-        ms->idh = dg_xrealloc(ms->idh, n * sizeof(*ms->idh));
-    }
+    prepare(ms, rs, items, n);
     ms->applied = items;
     ms->napplied = n;
 
+    for (size_t i = 0; i < AHEAD_GROUPS && i < n; i++) {
+        fetch_groups(ms, &items[i], i, qahead);
+        qahead += items[i].nreq_ids;
+    }
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
-        uint64_t h = ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        uint64_t h = ms->idh[i];
         struct islot *ds = dedupe_find(ms, h, it->event_id, it->event_id_len);
         struct drec *d = ds->h ? ds->p : NULL;
+        const uint64_t *qh = ms->qh + qbase;
 
-        ms->idh[i] = h;
+        qbase += it->nreq_ids;
+        if (i + AHEAD_GROUPS < n) {
+            fetch_groups(ms, &items[i + AHEAD_GROUPS], i + AHEAD_GROUPS, qahead);
+            qahead += items[i + AHEAD_GROUPS].nreq_ids;
+        }
+        if (i + AHEAD_STATES < n)
+            fetch_states(ms, rs, &items[i + AHEAD_STATES], i + AHEAD_STATES);
+
         /* expiry is exact, whenever the log gets to the record: an id
          * older than the dedupe window is forgotten now */
         if (d && ms->watermark - d->h.ts > ms->base.dedupe_ms) {
@@ -720,15 +937,14 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         advance_watermark(ms, it->ts);
         if (!it->decidable)
             continue;
-        size_t created = apply_windows(ms, rs, it, arena);
+        size_t created = apply_windows(ms, rs, it, i, arena);
         if (it->late)
             ms->stats.late_events++;
         if (it->nreq_ids) {
             it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
             for (size_t k = 0; k < it->nreq_ids; k++) {
                 const char *id = it->req_ids[k];
-                size_t len = strlen(id);
-                struct islot *qs = req_find(ms, ix_hash(id, len, REQ_SEED), id, len);
+                struct islot *qs = req_find(ms, qh[k], id, strlen(id));
                 const struct qrec *q = qs->h ? qs->p : NULL;
                 it->reqs[k] = q && ms->watermark - q->h.ts <= DG_REQUEST_RETENTION_MS
                                   ? req_view(q, arena)
@@ -736,20 +952,11 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
             }
         }
         sweep(ms, created);
-        if (!ms->freezes.n)
-            continue;
         for (int s = 0; s < DG_NSCOPES; s++) {
-            if (!it->scope_key[s] || !ms->nfrozen[s])
-                continue;
-            const char *name = dg_scope_name(s);
-            size_t nl = strlen(name);
-            ms->kb.len = 0;
-            dg_buf_reserve(&ms->kb, nl + 1 + it->scope_len[s]);
-            memcpy(ms->kb.data, name, nl);
-            ms->kb.data[nl] = '|';
-            memcpy(ms->kb.data + nl + 1, it->scope_key[s], it->scope_len[s]);
-            ms->kb.len = nl + 1 + it->scope_len[s];
-            if (dg_hmap_get(&ms->freezes, ms->kb.data, ms->kb.len))
+            struct islot *hole;
+            if (it->scope_key[s] && ms->frozen[s].n &&
+                frozen_find(ms, s, it->scope_key[s], it->scope_len[s],
+                            ix_hash(it->scope_key[s], it->scope_len[s], (uint64_t)s), &hole))
                 it->frozen |= 1u << s;
         }
     }
@@ -837,16 +1044,20 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         for (int sc = 0; sc < DG_NSCOPES; sc++) {
             if (!(it->freeze & (1u << sc)) || !it->scope_key[sc])
                 continue;
-            const char *mk = freeze_key(ms, sc, it->scope_key[sc], it->scope_len[sc]);
-            if (dg_hmap_get(&ms->freezes, mk, ms->kb.len))
+            struct islot *hole;
+            uint64_t fh = ix_hash(it->scope_key[sc], it->scope_len[sc], (uint64_t)sc);
+            if (frozen_find(ms, sc, it->scope_key[sc], it->scope_len[sc], fh, &hole))
                 continue; /* the first freeze stands */
             struct freeze *f = dg_xcalloc(1, sizeof(*f));
             f->ts = it->ts;
             f->rule_id = dg_xstrdup(it->freeze_info.rule_id ? it->freeze_info.rule_id : "");
             f->reason = dg_xstrdup(it->freeze_info.reason ? it->freeze_info.reason : "");
             f->event_id = dg_xstrndup(it->event_id, it->event_id_len);
+            f->key = dg_xstrndup(it->scope_key[sc], it->scope_len[sc]);
+            f->keylen = it->scope_len[sc];
+            ix_insert(&ms->frozen[sc], hole, fh, f);
+            const char *mk = freeze_key(ms, sc, it->scope_key[sc], it->scope_len[sc]);
             dg_hmap_put(&ms->freezes, mk, ms->kb.len, f);
-            ms->nfrozen[sc]++;
         }
     }
     ms->applied = NULL;
@@ -865,17 +1076,25 @@ static void mem_destroy(struct dg_state *st)
             free(f->rule_id);
             free(f->reason);
             free(f->event_id);
+            free(f->key);
             free(f);
         }
     ix_free(&ms->keys);
     ix_free(&ms->dedupe);
     ix_free(&ms->reqs);
+    for (int sc = 0; sc < DG_NSCOPES; sc++)
+        ix_free(&ms->frozen[sc]);
     log_free(&ms->dlog);
     log_free(&ms->qlog);
     dg_hmap_free(&ms->freezes);
     dg_buf_free(&ms->kb);
     free(ms->batch);
     free(ms->idh);
+    free(ms->gh);
+    free(ms->gref);
+    free(ms->gp);
+    free(ms->obase);
+    free(ms->qh);
     free(ms->plan);
     free(ms);
 }
@@ -903,6 +1122,8 @@ struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
     ix_init(&ms->keys);
     ix_init(&ms->dedupe);
     ix_init(&ms->reqs);
+    for (int sc = 0; sc < DG_NSCOPES; sc++)
+        ix_init(&ms->frozen[sc]);
     dg_hmap_init(&ms->freezes);
     return &ms->base;
 }
