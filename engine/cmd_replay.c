@@ -118,7 +118,8 @@ static char *next_line(struct lines *r, size_t *len)
             return line;
         }
         /* keep the partial line, make room, read more */
-        memmove(r->buf, line, r->end - r->start);
+        if (r->end > r->start)
+            memmove(r->buf, line, r->end - r->start);
         r->end -= r->start;
         r->start = 0;
         if (r->cap - r->end < LINES_BLOCK / 2) {
