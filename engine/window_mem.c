@@ -348,6 +348,7 @@ struct wplan {
     int64_t expire_ms;
     uint32_t slot;         /* its section's slot in a group of its key fields */
     uint32_t nslots;       /* windows sharing its key fields */
+    uint32_t keyset;       /* the first window keyed by the same fields */
 };
 
 struct mem_state {
@@ -382,6 +383,8 @@ struct mem_state {
     char plan_version[sizeof(((struct dg_ruleset *)0)->version)];
     size_t plan_n;
     struct wplan *plan;
+    int32_t *lead;         /* per keyset (struct wplan), while an item is
+                              prepared: its op that leads that group, or -1 */
 };
 
 static const char *drec_text(const struct drec *d)
@@ -406,14 +409,21 @@ static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
         return;
     free(ms->plan);
     ms->plan = dg_xcalloc(rs->nwindows + 1, sizeof(*ms->plan));
+    free(ms->lead);
+    ms->lead = dg_xmalloc((rs->nwindows + 1) * sizeof(*ms->lead));
+    for (size_t i = 0; i <= rs->nwindows; i++)
+        ms->lead[i] = -1;
     for (size_t i = 0; i < rs->nwindows; i++) {
         const struct dg_window *w = &rs->windows[i];
         struct wplan *p = &ms->plan[i];
         p->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
+        p->keyset = (uint32_t)i;
         for (size_t j = 0; j < rs->nwindows; j++)
             if (rs->windows[j].keyset_hash == w->keyset_hash) {
                 if (j < i)
                     p->slot++;
+                if (j < p->keyset)
+                    p->keyset = (uint32_t)j;
                 p->nslots++;
             }
     }
@@ -714,23 +724,23 @@ static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const str
         for (size_t o = 0; o < it->nops; o++) {
             const struct dg_winop *op = &it->ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            int16_t ref = -1;
+            uint32_t ks = ms->plan[op->win].keyset;
+            int32_t l = ms->lead[ks];
             /* windows keyed by the same fields share a group (the pipeline
              * hands them the same key pointer) */
-            for (size_t k = 0; k < o && ref < 0; k++) {
-                const struct dg_winop *ok = &it->ops[k];
-                if (ms->gref[nops + k] < 0 && rs->windows[ok->win].keyset_hash == w->keyset_hash &&
-                    ok->keylen == op->keylen &&
-                    (ok->key == op->key || !memcmp(ok->key, op->key, op->keylen)))
-                    ref = (int16_t)k;
+            if (l >= 0 && it->ops[l].keylen == op->keylen &&
+                (it->ops[l].key == op->key || !memcmp(it->ops[l].key, op->key, op->keylen))) {
+                ms->gref[nops + o] = (int16_t)l;
+                continue;
             }
-            ms->gref[nops + o] = ref;
-            if (ref < 0) {
-                h = group_hash(w, op->key, op->keylen);
-                ms->gh[nops + o] = h;
-                __builtin_prefetch(&ms->keys.slot[h & (ms->keys.cap - 1)]);
-            }
+            ms->lead[ks] = (int32_t)o;
+            ms->gref[nops + o] = -1;
+            h = group_hash(w, op->key, op->keylen);
+            ms->gh[nops + o] = h;
+            __builtin_prefetch(&ms->keys.slot[h & (ms->keys.cap - 1)]);
         }
+        for (size_t o = 0; o < it->nops; o++)
+            ms->lead[ms->plan[it->ops[o].win].keyset] = -1;
         nops += it->nops;
         for (size_t k = 0; k < it->nreq_ids; k++) {
             const char *id = it->req_ids[k];
@@ -748,22 +758,23 @@ static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t 
 {
     const uint64_t *gh = ms->gh + ms->obase[i];
     const int16_t *gref = ms->gref + ms->obase[i];
+    struct wgroup **gp = ms->gp + ms->obase[i]; /* scratch until item i is applied */
     for (size_t o = 0; o < it->nops; o++) {
-        if (gref[o] >= 0)
-            continue;
-        const char *g = ix_peek(&ms->keys, gh[o]);
-        if (!g)
-            continue;
-        __builtin_prefetch(g);
-        __builtin_prefetch(g + 64);
-        /* the group's own sections, as the plan places them */
-        size_t room = group_key_room(it->ops[o].keylen);
-        for (size_t k = o; k < it->nops; k++)
-            if (k == o || gref[k] == (int16_t)o) {
-                const char *sec = g + room + ms->plan[it->ops[k].win].slot * sizeof(struct section);
-                __builtin_prefetch(sec);
-                __builtin_prefetch(sec + 64);
+        const char *g;
+        if (gref[o] < 0) {
+            gp[o] = ix_peek(&ms->keys, gh[o]);
+            if (gp[o]) {
+                __builtin_prefetch(gp[o]);
+                __builtin_prefetch((char *)gp[o] + 64);
             }
+        }
+        g = (const char *)gp[gref[o] < 0 ? o : (size_t)gref[o]];
+        if (g) { /* the op's section, where the plan places it */
+            const char *sec = g + group_key_room(it->ops[o].keylen) +
+                              ms->plan[it->ops[o].win].slot * sizeof(struct section);
+            __builtin_prefetch(sec);
+            __builtin_prefetch(sec + 64);
+        }
     }
     for (size_t k = 0; k < it->nreq_ids; k++) {
         const void *q = ix_peek(&ms->reqs, ms->qh[qbase + k]);
@@ -778,14 +789,13 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
 {
     const uint64_t *gh = ms->gh + ms->obase[i];
     const int16_t *gref = ms->gref + ms->obase[i];
-    const struct wgroup *g = NULL;
+    struct wgroup **gp = ms->gp + ms->obase[i];
     for (size_t o = 0; o < it->nops; o++) {
         const struct dg_winop *op = &it->ops[o];
         const struct wplan *wp = &ms->plan[op->win];
-        if (gref[o] < 0)
-            g = ix_peek(&ms->keys, gh[o]);
-        else /* the group of op gref[o]: peeked again (rarely more than two) */
-            g = ix_peek(&ms->keys, gh[gref[o]]);
+        if (gref[o] < 0) /* peeked again: groups come and go */
+            gp[o] = ix_peek(&ms->keys, gh[o]);
+        const struct wgroup *g = gp[gref[o] < 0 ? o : (size_t)gref[o]];
         if (!g || wp->slot >= g->nsec)
             continue;
         const struct section *sec = &g->sec[wp->slot];
@@ -1096,6 +1106,7 @@ static void mem_destroy(struct dg_state *st)
     free(ms->obase);
     free(ms->qh);
     free(ms->plan);
+    free(ms->lead);
     free(ms);
 }
 
