@@ -59,7 +59,7 @@ struct dg_pipeline {
     dg_value *win;          /* window values of the item being judged */
     struct placed *placed;  /* freezes placed earlier in this batch */
     size_t nplaced;
-    dg_hmap reqov;          /* withdrawal_id -> dg_reqrec decided or paid
+    dg_index reqov;         /* withdrawal_id -> dg_reqrec decided or paid
                                earlier in this batch */
     dg_buf problem;
     int decided_at;
@@ -109,7 +109,7 @@ dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, s
     p->placed = dg_xcalloc(p->cap * DG_NSCOPES, sizeof(*p->placed));
     p->decided_at = decided_at;
     dg_arena_init(&p->arena, 64 * 1024);
-    dg_hmap_init_borrowed(&p->reqov); /* ids live as long as the batch */
+    dg_index_init(&p->reqov);
     make_decoders(p);
     make_plans(p);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
@@ -131,7 +131,7 @@ void dg_pipeline_free(dg_pipeline *p)
     free(p->win);
     free(p->stats.hits);
     dg_arena_free(&p->arena);
-    dg_hmap_free(&p->reqov);
+    dg_index_free(&p->reqov);
     for (int t = 0; t < DG_EV_NTYPES; t++)
         free(p->tplan[t].keysrc);
     dg_buf_free(&p->problem);
@@ -384,20 +384,42 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
+static struct dg_islot *reqov_find(dg_pipeline *p, uint64_t h, const char *id, size_t len)
+{
+    size_t mask = p->reqov.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct dg_islot *s = &p->reqov.slot[i];
+        if (!s->h)
+            return s;
+        if (s->h == h) {
+            const struct dg_reqrec *r = s->p;
+            if (r->idlen == len && !memcmp(r->id, id, len))
+                return s;
+        }
+    }
+}
+
 /* The record of withdrawal id as this batch sees it: decided or paid
  * earlier in the batch, else as the backend had it. */
 static const struct dg_reqrec *req_lookup(dg_pipeline *p, const struct dg_item *it, size_t k)
 {
     const char *id = it->req_ids[k];
-    const struct dg_reqrec *r = dg_hmap_get(&p->reqov, id, strlen(id));
-    return r ? r : it->reqs ? it->reqs[k] : NULL;
+    size_t len = strlen(id);
+    const struct dg_islot *s = p->reqov.n ? reqov_find(p, dg_index_hash(id, len, 0), id, len) : NULL;
+    return s && s->h ? s->p : it->reqs ? it->reqs[k] : NULL;
 }
 
+/* Note a record this batch writes (its id lives as long as the batch). */
 static struct dg_reqrec *req_write(dg_pipeline *p, struct dg_item *it, const struct dg_reqrec *from)
 {
     struct dg_reqrec *r = dg_arena_alloc(&p->arena, sizeof(*r));
     *r = *from;
-    dg_hmap_put(&p->reqov, r->id, r->idlen, r);
+    uint64_t h = dg_index_hash(r->id, r->idlen, 0);
+    struct dg_islot *s = reqov_find(p, h, r->id, r->idlen);
+    if (s->h)
+        s->p = r;
+    else
+        dg_index_insert(&p->reqov, s, h, r);
     if (!it->writes)
         it->writes = dg_arena_alloc(&p->arena, (it->nreq_ids ? it->nreq_ids : 1) * sizeof(*it->writes));
     it->writes[it->nwrites++] = r;
@@ -545,7 +567,7 @@ static int decide(dg_pipeline *p, const char *dat)
     if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
         return -1;
     p->nplaced = 0;
-    dg_hmap_clear(&p->reqov); /* what earlier batches or attempts noted */
+    dg_index_clear(&p->reqov); /* what earlier batches or attempts noted */
     for (size_t i = 0; i < p->n; i++) {
         struct slot *s = &p->slots[i];
         if (!s->valid)

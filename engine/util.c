@@ -240,34 +240,61 @@ static const unsigned char json_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
+/* A byte below 0x20, a '"' or a '\\' in w (8 bytes)? SWAR: exact on
+ * whether there is one, not on where (the caller then goes byte by byte). */
+static int json_word_needs_escape(uint64_t w)
+{
+    uint64_t lo = (w - 0x2020202020202020ULL) & ~w;
+    uint64_t q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
+    uint64_t bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
+    return ((lo | q | bs) & 0x8080808080808080ULL) != 0;
+}
+
+#ifdef __SSE2__
+/* bit k set: s[k] of these 16 bytes needs escaping */
+static unsigned json_block_mask(const char *s)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    /* unsigned v <= 0x1f: min(v, 0x1f) == v */
+    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                               _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
 /* Bytes from s[i] on that need no escaping: the common case is a whole
- * string of them, checked 16 (or 8) bytes a step. */
+ * string of them, checked 16 bytes a step, the last (partial) block by
+ * loading the string's last 16 bytes again; shorter strings in words. */
 static size_t json_plain_run(const char *s, size_t i, size_t n)
 {
 #ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i ctl = _mm_set1_epi8(0x1f);
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        /* unsigned v <= 0x1f: min(v, 0x1f) == v */
-        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
-        int m = _mm_movemask_epi8(bad);
-        if (m)
-            return i + (size_t)__builtin_ctz((unsigned)m);
-    }
-#else
-    /* a byte below 0x20, a '"' or a '\\' stops the word loop */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w, lo, q, bs;
-        memcpy(&w, s + i, 8);
-        lo = (w - 0x2020202020202020ULL) & ~w;
-        q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
-        bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
-        if ((lo | q | bs) & 0x8080808080808080ULL)
-            break;
+    if (n - i >= 16) {
+        for (; i + 16 <= n; i += 16) {
+            unsigned m = json_block_mask(s + i);
+            if (m)
+                return i + (size_t)__builtin_ctz(m);
+        }
+        if (i == n)
+            return n;
+        unsigned m = json_block_mask(s + n - 16) >> (16 - (n - i)); /* bytes i.. only */
+        return m ? i + (size_t)__builtin_ctz(m) : n;
     }
 #endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (json_word_needs_escape(w))
+            break;
+    }
+    if (i + 8 > n && n >= 8 && i < n) { /* the last 1..7 bytes, in one word */
+        uint64_t w;
+        unsigned sh = 8 * (unsigned)(8 - (n - i)); /* bytes before i: replaced by 'x' */
+        memcpy(&w, s + n - 8, 8);
+        if (!json_word_needs_escape(w >> sh | 0x7878787878787878ULL << (64 - sh)))
+            return n;
+    }
     while (i < n && !json_esc[(unsigned char)s[i]])
         i++;
     return i;

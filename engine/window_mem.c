@@ -36,145 +36,6 @@
 #define SWEEP_PER_EVENT 4
 
 /* ------------------------------------------------------------------ */
-/* index: open addressing over (hash, pointer), linear probing,        */
-/* backward-shift deletion (no tombstones), load kept under 1/2        */
-
-struct islot {
-    uint64_t h;   /* 0: empty */
-    void *p;
-};
-
-struct index {
-    struct islot *slot;
-    size_t cap, n;   /* cap is a power of two */
-};
-
-static void ix_init(struct index *x)
-{
-    x->cap = 64;
-    x->n = 0;
-    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
-}
-
-static void ix_free(struct index *x)
-{
-    free(x->slot);
-    x->slot = NULL;
-    x->cap = x->n = 0;
-}
-
-/* Index hashes are this file's own (nothing outside sees them), so they
- * can be cheap: eight bytes a step with one multiply, the last 1..8 bytes
- * in one overlapping load, then a finaliser for the low bits linear
- * probing uses. Never 0 (an empty slot). */
-static uint64_t ix_hash(const void *key, size_t len, uint64_t seed)
-{
-    const unsigned char *p = key;
-    uint64_t h = seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL), w = 0;
-
-    if (len >= 8) {
-        for (size_t i = 0; i + 8 < len; i += 8) {
-            memcpy(&w, p + i, 8);
-            h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-            h ^= h >> 31;
-        }
-        memcpy(&w, p + len - 8, 8);
-    } else if (len >= 4) {
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + len - 4, 4);
-        w = (uint64_t)a << 32 | b;
-    } else if (len) {
-        w = (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
-    }
-    h = (h ^ w) * 0x94d049bb133111ebULL;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 32;
-    return h ? h : 1;
-}
-
-static void ix_grow(struct index *x)
-{
-    struct islot *old = x->slot;
-    size_t oldcap = x->cap, mask;
-
-    x->cap *= 2;
-    mask = x->cap - 1;
-    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
-    for (size_t i = 0; i < oldcap; i++) {
-        if (!old[i].h)
-            continue;
-        size_t j = old[i].h & mask;
-        while (x->slot[j].h)
-            j = (j + 1) & mask;
-        x->slot[j] = old[i];
-    }
-    free(old);
-}
-
-/* Store p under h in the empty slot s (from a failed lookup). Returns the
- * slot where it ended up (growing moves everything). */
-static struct islot *ix_insert(struct index *x, struct islot *s, uint64_t h, void *p)
-{
-    if ((x->n + 1) * 2 > x->cap) {
-        ix_grow(x);
-        size_t mask = x->cap - 1, j = h & mask;
-        while (x->slot[j].h)
-            j = (j + 1) & mask;
-        s = &x->slot[j];
-    }
-    s->h = h;
-    s->p = p;
-    x->n++;
-    return s;
-}
-
-static void ix_del_slot(struct index *x, struct islot *s)
-{
-    size_t mask = x->cap - 1;
-    size_t i = (size_t)(s - x->slot);
-
-    x->n--;
-    /* backward shift: pull later entries of the cluster into the hole when
-     * their home slot is at or before it */
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        struct islot *t = &x->slot[j];
-        if (!t->h)
-            break;
-        size_t home = t->h & mask;
-        int movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
-        if (movable) {
-            x->slot[i] = *t;
-            i = j;
-        }
-    }
-    x->slot[i].h = 0;
-    x->slot[i].p = NULL;
-}
-
-/* The slot that holds p under h, or NULL. */
-static struct islot *ix_slot_of(struct index *x, uint64_t h, const void *p)
-{
-    size_t mask = x->cap - 1;
-    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
-        if (x->slot[i].p == p)
-            return &x->slot[i];
-    return NULL;
-}
-
-/* The slot under *cursor (NULL when empty); advances the cursor, wrapping.
- * For incremental sweeps: backward shifting may move a later entry into a
- * visited slot, which the sweep then meets on its next pass. */
-static struct islot *ix_next(struct index *x, size_t *cursor)
-{
-    if (*cursor >= x->cap)
-        *cursor = 0;
-    struct islot *s = &x->slot[(*cursor)++];
-    return s->h ? s : NULL;
-}
-
-/* ------------------------------------------------------------------ */
 /* record log: variable-size records appended to blocks, removed from  */
 /* the front. Removal only moves an offset; blocks emptied while a     */
 /* batch is applied are reused from the next apply() on, so every      */
@@ -353,12 +214,12 @@ struct wplan {
 
 struct mem_state {
     struct dg_state base;
-    struct index keys;     /* keyset + key -> struct wgroup */
-    struct index dedupe;   /* event_id -> struct drec */
-    struct index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
+    dg_index keys;     /* keyset + key -> struct wgroup */
+    dg_index dedupe;   /* event_id -> struct drec */
+    dg_index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
     struct rlog dlog, qlog;
     dg_hmap freezes;       /* scope '|' key -> struct freeze (for listing) */
-    struct index frozen[DG_NSCOPES]; /* per scope: key -> struct freeze */
+    dg_index frozen[DG_NSCOPES]; /* per scope: key -> struct freeze */
     int64_t watermark;     /* highest event time seen */
     size_t kcursor;
     struct dg_mem_stats stats;
@@ -434,17 +295,17 @@ static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
 
 static uint64_t group_hash(const struct dg_window *w, const char *key, size_t keylen)
 {
-    return ix_hash(key, keylen, w->keyset_hash);
+    return dg_index_hash(key, keylen, w->keyset_hash);
 }
 
 /* The group of (keyset, key), or NULL with *hole the empty slot where it
  * would go. */
 static struct wgroup *group_find(struct mem_state *ms, uint64_t h, uint64_t keyset,
-                                 const char *key, size_t keylen, struct islot **hole)
+                                 const char *key, size_t keylen, struct dg_islot **hole)
 {
     size_t mask = ms->keys.cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct islot *s = &ms->keys.slot[i];
+        struct dg_islot *s = &ms->keys.slot[i];
         if (!s->h) {
             *hole = s;
             return NULL;
@@ -556,11 +417,11 @@ static int batch_seen(struct mem_state *ms, const struct dg_item *items, size_t 
     }
 }
 
-static struct islot *dedupe_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
+static struct dg_islot *dedupe_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
 {
     size_t mask = ms->dedupe.cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct islot *s = &ms->dedupe.slot[i];
+        struct dg_islot *s = &ms->dedupe.slot[i];
         if (!s->h)
             return s;
         if (s->h == h) {
@@ -571,11 +432,11 @@ static struct islot *dedupe_find(struct mem_state *ms, uint64_t h, const char *i
     }
 }
 
-static struct islot *req_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
+static struct dg_islot *req_find(struct mem_state *ms, uint64_t h, const char *id, size_t len)
 {
     size_t mask = ms->reqs.cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct islot *s = &ms->reqs.slot[i];
+        struct dg_islot *s = &ms->reqs.slot[i];
         if (!s->h)
             return s;
         if (s->h == h) {
@@ -596,9 +457,9 @@ static void expire_dedupe(struct mem_state *ms)
 {
     struct rhdr *r;
     while ((r = log_front(&ms->dlog)) && (r->dead || ms->watermark - r->ts > ms->base.dedupe_ms)) {
-        struct islot *s = r->dead ? NULL : ix_slot_of(&ms->dedupe, r->h, r);
+        struct dg_islot *s = r->dead ? NULL : dg_index_slot_of(&ms->dedupe, r->h, r);
         if (s)
-            ix_del_slot(&ms->dedupe, s);
+            dg_index_del(&ms->dedupe, s);
         log_pop(&ms->dlog);
     }
 }
@@ -608,9 +469,9 @@ static void expire_reqs(struct mem_state *ms)
     struct rhdr *r;
     while ((r = log_front(&ms->qlog)) &&
            (r->dead || ms->watermark - r->ts > DG_REQUEST_RETENTION_MS)) {
-        struct islot *s = r->dead ? NULL : ix_slot_of(&ms->reqs, r->h, r);
+        struct dg_islot *s = r->dead ? NULL : dg_index_slot_of(&ms->reqs, r->h, r);
         if (s)
-            ix_del_slot(&ms->reqs, s);
+            dg_index_del(&ms->reqs, s);
         log_pop(&ms->qlog);
     }
 }
@@ -623,12 +484,12 @@ static void expire_reqs(struct mem_state *ms)
 static void sweep(struct mem_state *ms, size_t created)
 {
     for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + created) && ms->keys.n; i++) {
-        struct islot *s = ix_next(&ms->keys, &ms->kcursor);
+        struct dg_islot *s = dg_index_next(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
         struct wgroup *g = s->p;
         if (ms->watermark - g->last_touch > g->expire_ms) {
-            ix_del_slot(&ms->keys, s);
+            dg_index_del(&ms->keys, s);
             group_free(g);
             ms->stats.expired_keys++;
         }
@@ -680,16 +541,6 @@ static size_t grown(size_t cap, size_t need)
     return cap;
 }
 
-/* The object stored under h, comparing hashes only (for prefetching). */
-static void *ix_peek(const struct index *x, uint64_t h)
-{
-    size_t mask = x->cap - 1;
-    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
-        if (x->slot[i].h == h)
-            return x->slot[i].p;
-    return NULL;
-}
-
 static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const struct dg_item *items,
                     size_t n)
 {
@@ -717,7 +568,7 @@ static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const str
     nops = nq = 0;
     for (size_t i = 0; i < n; i++) {
         const struct dg_item *it = &items[i];
-        uint64_t h = ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        uint64_t h = dg_index_hash(it->event_id, it->event_id_len, ID_SEED);
         ms->idh[i] = h;
         __builtin_prefetch(&ms->dedupe.slot[h & (ms->dedupe.cap - 1)]);
         ms->obase[i] = nops;
@@ -744,7 +595,7 @@ static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const str
         nops += it->nops;
         for (size_t k = 0; k < it->nreq_ids; k++) {
             const char *id = it->req_ids[k];
-            h = ix_hash(id, strlen(id), REQ_SEED);
+            h = dg_index_hash(id, strlen(id), REQ_SEED);
             ms->qh[nq++] = h;
             __builtin_prefetch(&ms->reqs.slot[h & (ms->reqs.cap - 1)]);
         }
@@ -762,7 +613,7 @@ static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t 
     for (size_t o = 0; o < it->nops; o++) {
         const char *g;
         if (gref[o] < 0) {
-            gp[o] = ix_peek(&ms->keys, gh[o]);
+            gp[o] = dg_index_peek(&ms->keys, gh[o]);
             if (gp[o]) {
                 __builtin_prefetch(gp[o]);
                 __builtin_prefetch((char *)gp[o] + 64);
@@ -777,7 +628,7 @@ static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t 
         }
     }
     for (size_t k = 0; k < it->nreq_ids; k++) {
-        const void *q = ix_peek(&ms->reqs, ms->qh[qbase + k]);
+        const void *q = dg_index_peek(&ms->reqs, ms->qh[qbase + k]);
         if (q)
             __builtin_prefetch(q);
     }
@@ -794,7 +645,7 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
         const struct dg_winop *op = &it->ops[o];
         const struct wplan *wp = &ms->plan[op->win];
         if (gref[o] < 0) /* peeked again: groups come and go */
-            gp[o] = ix_peek(&ms->keys, gh[o]);
+            gp[o] = dg_index_peek(&ms->keys, gh[o]);
         const struct wgroup *g = gp[gref[o] < 0 ? o : (size_t)gref[o]];
         if (!g || wp->slot >= g->nsec)
             continue;
@@ -825,14 +676,14 @@ static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
         const struct dg_window *w = &rs->windows[op->win];
         const struct wplan *wp = &ms->plan[op->win];
         size_t lead = gref[o] >= 0 ? (size_t)gref[o] : o;
-        struct islot *hole = NULL;
+        struct dg_islot *hole = NULL;
         struct wgroup *g = lead == o ? group_find(ms, gh[o], w->keyset_hash, op->key, op->keylen, &hole)
                                      : gs[lead];
         if (!g && op->add) {
             if (!hole) /* the group's first op only read it, found nothing */
                 group_find(ms, gh[lead], w->keyset_hash, op->key, op->keylen, &hole);
             g = group_new(ms, w, wp, op->key, op->keylen, it->ts);
-            ix_insert(&ms->keys, hole, gh[lead], g);
+            dg_index_insert(&ms->keys, hole, gh[lead], g);
             created++;
         }
         gs[lead] = gs[o] = g;
@@ -864,12 +715,12 @@ static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
 
 /* The freeze of key in scope s, or NULL. */
 static struct freeze *frozen_find(struct mem_state *ms, int s, const char *key, size_t len,
-                                  uint64_t h, struct islot **hole)
+                                  uint64_t h, struct dg_islot **hole)
 {
-    struct index *x = &ms->frozen[s];
+    dg_index *x = &ms->frozen[s];
     size_t mask = x->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct islot *sl = &x->slot[i];
+        struct dg_islot *sl = &x->slot[i];
         if (!sl->h) {
             *hole = sl;
             return NULL;
@@ -908,7 +759,7 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         uint64_t h = ms->idh[i];
-        struct islot *ds = dedupe_find(ms, h, it->event_id, it->event_id_len);
+        struct dg_islot *ds = dedupe_find(ms, h, it->event_id, it->event_id_len);
         struct drec *d = ds->h ? ds->p : NULL;
         const uint64_t *qh = ms->qh + qbase;
 
@@ -923,7 +774,7 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         /* expiry is exact, whenever the log gets to the record: an id
          * older than the dedupe window is forgotten now */
         if (d && ms->watermark - d->h.ts > ms->base.dedupe_ms) {
-            ix_del_slot(&ms->dedupe, ds);
+            dg_index_del(&ms->dedupe, ds);
             d->h.dead = 1;
             d = NULL;
         }
@@ -954,7 +805,7 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
             it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
             for (size_t k = 0; k < it->nreq_ids; k++) {
                 const char *id = it->req_ids[k];
-                struct islot *qs = req_find(ms, qh[k], id, strlen(id));
+                struct dg_islot *qs = req_find(ms, qh[k], id, strlen(id));
                 const struct qrec *q = qs->h ? qs->p : NULL;
                 it->reqs[k] = q && ms->watermark - q->h.ts <= DG_REQUEST_RETENTION_MS
                                   ? req_view(q, arena)
@@ -963,10 +814,10 @@ static int mem_apply(struct dg_state *st, const struct dg_ruleset *rs, struct dg
         }
         sweep(ms, created);
         for (int s = 0; s < DG_NSCOPES; s++) {
-            struct islot *hole;
+            struct dg_islot *hole;
             if (it->scope_key[s] && ms->frozen[s].n &&
                 frozen_find(ms, s, it->scope_key[s], it->scope_len[s],
-                            ix_hash(it->scope_key[s], it->scope_len[s], (uint64_t)s), &hole))
+                            dg_index_hash(it->scope_key[s], it->scope_len[s], (uint64_t)s), &hole))
                 it->frozen |= 1u << s;
         }
     }
@@ -992,7 +843,7 @@ static void put_str(char **p, const char *s, uint32_t n)
 
 static void write_request(struct mem_state *ms, const struct dg_reqrec *rec)
 {
-    uint64_t h = ix_hash(rec->id, rec->idlen, REQ_SEED);
+    uint64_t h = dg_index_hash(rec->id, rec->idlen, REQ_SEED);
     size_t txlen = rec->tx ? rec->txlen : 0;
     size_t size = sizeof(struct qrec) + rec->idlen + rec->assetlen + rec->destlen + txlen + 4;
     /* copy first: the old record may be where rec's strings live */
@@ -1014,12 +865,12 @@ static void write_request(struct mem_state *ms, const struct dg_reqrec *rec)
     put_str(&p, rec->dest, rec->destlen);
     put_str(&p, rec->tx, (uint32_t)txlen);
 
-    struct islot *s = req_find(ms, h, rec->id, rec->idlen);
+    struct dg_islot *s = req_find(ms, h, rec->id, rec->idlen);
     if (s->h) {
         ((struct qrec *)s->p)->h.dead = 1;
         s->p = q;
     } else {
-        ix_insert(&ms->reqs, s, h, q);
+        dg_index_insert(&ms->reqs, s, h, q);
     }
 }
 
@@ -1032,7 +883,7 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         struct dg_item *it = &items[i];
         if (it->dup)
             continue;
-        uint64_t h = hashed ? ms->idh[i] : ix_hash(it->event_id, it->event_id_len, ID_SEED);
+        uint64_t h = hashed ? ms->idh[i] : dg_index_hash(it->event_id, it->event_id_len, ID_SEED);
         struct drec *d = log_append(&ms->dlog, sizeof(*d) + it->event_id_len + it->decision_len + 1);
         d->h.ts = it->ts;
         d->h.h = h;
@@ -1042,20 +893,20 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
         if (it->decision_len)
             memcpy(d->data + d->idlen, it->decision, it->decision_len);
         d->data[d->idlen + d->len] = '\0';
-        struct islot *s = dedupe_find(ms, h, it->event_id, it->event_id_len);
+        struct dg_islot *s = dedupe_find(ms, h, it->event_id, it->event_id_len);
         if (s->h) {
             ((struct drec *)s->p)->h.dead = 1;
             s->p = d;
         } else {
-            ix_insert(&ms->dedupe, s, h, d);
+            dg_index_insert(&ms->dedupe, s, h, d);
         }
         for (size_t w = 0; w < it->nwrites; w++)
             write_request(ms, it->writes[w]);
         for (int sc = 0; sc < DG_NSCOPES; sc++) {
             if (!(it->freeze & (1u << sc)) || !it->scope_key[sc])
                 continue;
-            struct islot *hole;
-            uint64_t fh = ix_hash(it->scope_key[sc], it->scope_len[sc], (uint64_t)sc);
+            struct dg_islot *hole;
+            uint64_t fh = dg_index_hash(it->scope_key[sc], it->scope_len[sc], (uint64_t)sc);
             if (frozen_find(ms, sc, it->scope_key[sc], it->scope_len[sc], fh, &hole))
                 continue; /* the first freeze stands */
             struct freeze *f = dg_xcalloc(1, sizeof(*f));
@@ -1065,7 +916,7 @@ static int mem_commit(struct dg_state *st, struct dg_item *items, size_t n)
             f->event_id = dg_xstrndup(it->event_id, it->event_id_len);
             f->key = dg_xstrndup(it->scope_key[sc], it->scope_len[sc]);
             f->keylen = it->scope_len[sc];
-            ix_insert(&ms->frozen[sc], hole, fh, f);
+            dg_index_insert(&ms->frozen[sc], hole, fh, f);
             const char *mk = freeze_key(ms, sc, it->scope_key[sc], it->scope_len[sc]);
             dg_hmap_put(&ms->freezes, mk, ms->kb.len, f);
         }
@@ -1089,11 +940,11 @@ static void mem_destroy(struct dg_state *st)
             free(f->key);
             free(f);
         }
-    ix_free(&ms->keys);
-    ix_free(&ms->dedupe);
-    ix_free(&ms->reqs);
+    dg_index_free(&ms->keys);
+    dg_index_free(&ms->dedupe);
+    dg_index_free(&ms->reqs);
     for (int sc = 0; sc < DG_NSCOPES; sc++)
-        ix_free(&ms->frozen[sc]);
+        dg_index_free(&ms->frozen[sc]);
     log_free(&ms->dlog);
     log_free(&ms->qlog);
     dg_hmap_free(&ms->freezes);
@@ -1130,11 +981,11 @@ struct dg_state *dg_state_mem_new(int64_t dedupe_ms, int64_t lateness_ms)
     ms->base.dedupe_ms = dedupe_ms;
     ms->base.lateness_ms = lateness_ms;
     ms->watermark = INT64_MIN / 2;
-    ix_init(&ms->keys);
-    ix_init(&ms->dedupe);
-    ix_init(&ms->reqs);
+    dg_index_init(&ms->keys);
+    dg_index_init(&ms->dedupe);
+    dg_index_init(&ms->reqs);
     for (int sc = 0; sc < DG_NSCOPES; sc++)
-        ix_init(&ms->frozen[sc]);
+        dg_index_init(&ms->frozen[sc]);
     dg_hmap_init(&ms->freezes);
     return &ms->base;
 }
@@ -1152,7 +1003,7 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
                       size_t keylen, int64_t at_ms, struct dg_win_raw *out)
 {
     struct mem_state *ms = (struct mem_state *)st;
-    struct islot *hole;
+    struct dg_islot *hole;
     const struct wgroup *g = group_find(ms, group_hash(w, key, keylen), w->keyset_hash, key,
                                         keylen, &hole);
     const struct section *sec = g ? group_section_get(g, w) : NULL;
