@@ -34,6 +34,7 @@
 #include <string.h>
 
 #define SWEEP_PER_EVENT 4
+#define SWEEP_AHEAD 16   /* slots: about four events ahead */
 
 /* ------------------------------------------------------------------ */
 /* record log: variable-size records appended to blocks, removed from  */
@@ -147,37 +148,56 @@ static void log_free(struct rlog *l)
 /* ------------------------------------------------------------------ */
 /* the state                                                          */
 
-/* One window's state in a group. */
+/* One window's state in a group, on a cache-line boundary: which window
+ * it is and the state's leading fields (all a count, sum or seen touches,
+ * besides its buckets) share the first line. */
 struct section {
     uint64_t state_hash;   /* which window (survives a rule reload) */
-    int64_t expire_ms;     /* over + step + lateness of that window */
-    uint32_t used;         /* the slot belongs to a window */
-    uint32_t live;         /* the state holds something */
     struct dg_wstate st;
-};
+} __attribute__((aligned(64)));
 
 /* The windows keyed by the same fields, for one value of those fields.
- * One allocation: this header, the key right after it (a lookup compares
- * it, so it shares the header's cache line), then the sections. */
+ * One allocation, from a cache-line boundary: this header, the key (a
+ * lookup compares it, so it shares the header's line), a NUL, a flag byte
+ * per section slot, then the sections. */
 struct wgroup {
     int64_t last_touch;    /* latest event time that touched any section */
     int64_t expire_ms;     /* the longest of its sections' */
     uint64_t keyset_hash;
     uint32_t nsec, keylen; /* section slots; key bytes */
-    struct section *sec;   /* after the key, or an array of its own once
-                              the group outgrew its slots */
     char key[];
 };
 
-/* Where a group's own sections start: after the key, 16-byte aligned. */
-static size_t group_key_room(size_t keylen)
+#define GROUP_ALIGN 64
+#define SEC_USED 1         /* the slot belongs to a window */
+#define SEC_LIVE 2         /* its state holds something */
+
+static size_t group_head_room(size_t keylen, size_t nsec)
 {
-    return (sizeof(struct wgroup) + keylen + 1 + 15) & ~(size_t)15;
+    return (sizeof(struct wgroup) + keylen + 1 + nsec + GROUP_ALIGN - 1) & ~(size_t)(GROUP_ALIGN - 1);
 }
 
-static struct section *group_inline(const struct wgroup *g)
+static uint8_t *group_flags(const struct wgroup *g)
 {
-    return (struct section *)((char *)g + group_key_room(g->keylen));
+    return (uint8_t *)g->key + g->keylen + 1;
+}
+
+static struct section *group_secs(const struct wgroup *g)
+{
+    return (struct section *)((char *)g + group_head_room(g->keylen, g->nsec));
+}
+
+static struct wgroup *group_alloc(size_t keylen, size_t nsec)
+{
+    size_t size = group_head_room(keylen, nsec) + nsec * sizeof(struct section);
+    struct wgroup *g = aligned_alloc(GROUP_ALIGN, size);
+    if (!g) {
+        fprintf(stderr, "drainguard: out of memory allocating %zu bytes\n", size);
+        abort();
+    }
+    g->nsec = (uint32_t)nsec;
+    g->keylen = (uint32_t)keylen;
+    return g;
 }
 
 /* A decided event: its event_id (the index key) and its decision text. */
@@ -210,6 +230,7 @@ struct wplan {
     uint32_t slot;         /* its section's slot in a group of its key fields */
     uint32_t nslots;       /* windows sharing its key fields */
     uint32_t keyset;       /* the first window keyed by the same fields */
+    uint32_t wide;         /* its state's second cache line is used too */
 };
 
 struct mem_state {
@@ -255,11 +276,11 @@ static const char *drec_text(const struct drec *d)
 
 static void group_free(struct wgroup *g)
 {
+    const uint8_t *fl = group_flags(g);
+    struct section *sec = group_secs(g);
     for (uint32_t i = 0; i < g->nsec; i++)
-        if (g->sec[i].used)
-            dg_wstate_release(&g->sec[i].st);
-    if (g->sec != group_inline(g))
-        free(g->sec);
+        if (fl[i] & SEC_USED)
+            dg_wstate_release(&sec[i].st);
     free(g);
 }
 
@@ -279,6 +300,7 @@ static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
         struct wplan *p = &ms->plan[i];
         p->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
         p->keyset = (uint32_t)i;
+        p->wide = (w->agg->need & (DG_NEED_DISTINCT | DG_NEED_LAST)) != 0;
         for (size_t j = 0; j < rs->nwindows; j++)
             if (rs->windows[j].keyset_hash == w->keyset_hash) {
                 if (j < i)
@@ -322,66 +344,79 @@ static struct wgroup *group_new(struct mem_state *ms, const struct dg_window *w,
                                 const struct wplan *wp, const char *key, size_t keylen,
                                 int64_t ts)
 {
-    uint32_t n = wp->nslots ? wp->nslots : 1;
-    struct wgroup *g = dg_xmalloc(group_key_room(keylen) + n * sizeof(struct section));
+    struct wgroup *g = group_alloc(keylen, wp->nslots ? wp->nslots : 1);
     g->last_touch = ts;
     g->expire_ms = 0;
     g->keyset_hash = w->keyset_hash;
-    g->nsec = n;
-    g->keylen = (uint32_t)keylen;
     memcpy(g->key, key, keylen);
     g->key[keylen] = '\0';
-    g->sec = group_inline(g);
-    for (uint32_t i = 0; i < n; i++)
-        g->sec[i].used = 0;
+    memset(group_flags(g), 0, g->nsec);
     return g;
 }
 
-/* The section of window w (claimed when the group has none yet). Sections
- * sit at the slot the plan gives their window, so the first look finds
- * them; after a rule reload they may sit elsewhere. */
-static struct section *group_section(struct wgroup *g, const struct dg_window *w,
-                                     const struct wplan *wp)
+/* Twice the section slots (a rule reload added windows keyed like these):
+ * the group moves, and its index slot follows. */
+static struct wgroup *group_grow(struct mem_state *ms, struct wgroup *g, uint64_t h)
 {
-    struct section *s = wp->slot < g->nsec ? &g->sec[wp->slot] : NULL;
-    uint32_t i;
-
-    if (s && s->used && s->state_hash == w->state_hash)
-        return s;
-    for (i = 0; i < g->nsec; i++)
-        if (g->sec[i].used && g->sec[i].state_hash == w->state_hash)
-            return &g->sec[i];
-    if (!s || s->used) {
-        for (i = 0; i < g->nsec && g->sec[i].used; i++)
-            ;
-        if (i == g->nsec) { /* full: move the sections to an array of their own */
-            struct section *v = dg_xmalloc((size_t)g->nsec * 2 * sizeof(*v));
-            memcpy(v, g->sec, g->nsec * sizeof(*v));
-            for (uint32_t k = g->nsec; k < g->nsec * 2; k++)
-                v[k].used = 0;
-            if (g->sec != group_inline(g))
-                free(g->sec);
-            g->sec = v;
-            g->nsec *= 2;
-        }
-        s = &g->sec[i];
-    }
-    s->used = 1;
-    s->live = 0;
-    s->state_hash = w->state_hash;
-    s->expire_ms = wp->expire_ms;
-    dg_wstate_init(&s->st);
-    if (s->expire_ms > g->expire_ms)
-        g->expire_ms = s->expire_ms;
-    return s;
+    struct wgroup *n = group_alloc(g->keylen, (size_t)g->nsec * 2);
+    n->last_touch = g->last_touch;
+    n->expire_ms = g->expire_ms;
+    n->keyset_hash = g->keyset_hash;
+    memcpy(n->key, g->key, g->keylen + 1);
+    memcpy(group_flags(n), group_flags(g), g->nsec);
+    memset(group_flags(n) + g->nsec, 0, g->nsec);
+    memcpy(group_secs(n), group_secs(g), g->nsec * sizeof(struct section));
+    dg_index_slot_of(&ms->keys, h, g)->p = n;
+    free(g);
+    return n;
 }
 
-/* A group's section found with nothing in it (for peek). */
+/* The section of window w in *g (claimed when the group has none yet; the
+ * group may move to make room). Sections sit at the slot the plan gives
+ * their window, so the first look finds them; after a rule reload they
+ * may sit elsewhere. */
+static struct section *group_section(struct mem_state *ms, struct wgroup **gp, uint64_t h,
+                                     const struct dg_window *w, const struct wplan *wp,
+                                     uint8_t **flp)
+{
+    struct wgroup *g = *gp;
+    uint8_t *fl = group_flags(g);
+    struct section *sec = group_secs(g);
+    uint32_t i = wp->slot;
+
+    if (i < g->nsec && (fl[i] & SEC_USED) && sec[i].state_hash == w->state_hash)
+        goto found;
+    for (i = 0; i < g->nsec; i++)
+        if ((fl[i] & SEC_USED) && sec[i].state_hash == w->state_hash)
+            goto found;
+    i = wp->slot;
+    if (i >= g->nsec || (fl[i] & SEC_USED)) {
+        for (i = 0; i < g->nsec && (fl[i] & SEC_USED); i++)
+            ;
+        if (i == g->nsec) {
+            *gp = g = group_grow(ms, g, h);
+            fl = group_flags(g);
+            sec = group_secs(g);
+        }
+    }
+    fl[i] = SEC_USED;
+    sec[i].state_hash = w->state_hash;
+    dg_wstate_init(&sec[i].st);
+    if (wp->expire_ms > g->expire_ms)
+        g->expire_ms = wp->expire_ms;
+found:
+    *flp = &fl[i];
+    return &sec[i];
+}
+
+/* The live section of window w in g, or NULL (for peek). */
 static const struct section *group_section_get(const struct wgroup *g, const struct dg_window *w)
 {
+    const uint8_t *fl = group_flags(g);
+    const struct section *sec = group_secs(g);
     for (uint32_t i = 0; i < g->nsec; i++)
-        if (g->sec[i].used && g->sec[i].state_hash == w->state_hash)
-            return &g->sec[i];
+        if ((fl[i] & SEC_USED) && sec[i].state_hash == w->state_hash)
+            return (fl[i] & SEC_LIVE) ? &sec[i] : NULL;
     return NULL;
 }
 
@@ -484,6 +519,11 @@ static void expire_reqs(struct mem_state *ms)
 static void sweep(struct mem_state *ms, size_t created)
 {
     for (size_t i = 0; i < SWEEP_PER_EVENT * (1 + created) && ms->keys.n; i++) {
+        /* the groups a few events on: each visit would otherwise wait on
+         * memory (the slots come in order, the groups do not) */
+        const struct dg_islot *ahead = &ms->keys.slot[(ms->kcursor + SWEEP_AHEAD) & (ms->keys.cap - 1)];
+        if (ahead->h)
+            __builtin_prefetch(ahead->p);
         struct dg_islot *s = dg_index_next(&ms->keys, &ms->kcursor);
         if (!s)
             continue;
@@ -531,8 +571,12 @@ static const struct dg_reqrec *req_view(const struct qrec *q, dg_arena *arena)
  * buckets of item i + 1 are fetched. Prefetches read only live memory and
  * change nothing, so they never change a result. */
 
+#ifndef AHEAD_GROUPS
 #define AHEAD_GROUPS 3
+#endif
+#ifndef AHEAD_STATES
 #define AHEAD_STATES 1
+#endif
 
 static size_t grown(size_t cap, size_t need)
 {
@@ -621,10 +665,12 @@ static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t 
         }
         g = (const char *)gp[gref[o] < 0 ? o : (size_t)gref[o]];
         if (g) { /* the op's section, where the plan places it */
-            const char *sec = g + group_key_room(it->ops[o].keylen) +
-                              ms->plan[it->ops[o].win].slot * sizeof(struct section);
+            const struct wplan *wp = &ms->plan[it->ops[o].win];
+            const char *sec = g + group_head_room(it->ops[o].keylen, wp->nslots) +
+                              wp->slot * sizeof(struct section);
             __builtin_prefetch(sec);
-            __builtin_prefetch(sec + 64);
+            if (wp->wide)
+                __builtin_prefetch(sec + 64);
         }
     }
     for (size_t k = 0; k < it->nreq_ids; k++) {
@@ -647,10 +693,10 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
         if (gref[o] < 0) /* peeked again: groups come and go */
             gp[o] = dg_index_peek(&ms->keys, gh[o]);
         const struct wgroup *g = gp[gref[o] < 0 ? o : (size_t)gref[o]];
-        if (!g || wp->slot >= g->nsec)
+        if (!g || wp->slot >= g->nsec || (group_flags(g)[wp->slot] & (SEC_USED | SEC_LIVE)) != (SEC_USED | SEC_LIVE))
             continue;
-        const struct section *sec = &g->sec[wp->slot];
-        if (!sec->used || !sec->live || sec->state_hash != rs->windows[op->win].state_hash)
+        const struct section *sec = &group_secs(g)[wp->slot];
+        if (sec->state_hash != rs->windows[op->win].state_hash)
             continue;
         if (sec->st.nb)
             __builtin_prefetch(&sec->st.b[sec->st.nb - 1]);
@@ -691,19 +737,21 @@ static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
             memset(&op->raw, 0, sizeof(op->raw));
             continue;
         }
-        struct section *sec = group_section(g, w, wp);
-        if (sec->live && ms->watermark - sec->st.last_touch > sec->expire_ms) {
+        uint8_t *fl;
+        struct section *sec = group_section(ms, &g, gh[lead], w, wp, &fl);
+        gs[lead] = gs[o] = g;
+        if ((*fl & SEC_LIVE) && ms->watermark - sec->st.last_touch > wp->expire_ms) {
             /* idle past its expiry: gone, exactly as if dropped already */
             dg_wstate_clear(&sec->st);
-            sec->live = 0;
+            *fl &= (uint8_t)~SEC_LIVE;
             ms->stats.expired_keys++;
         }
-        if (!sec->live) {
+        if (!(*fl & SEC_LIVE)) {
             if (!op->add) {
                 memset(&op->raw, 0, sizeof(op->raw));
                 continue;
             }
-            sec->live = 1;
+            *fl |= SEC_LIVE;
             sec->st.last_touch = it->ts;
         }
         dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, NULL);
@@ -1009,7 +1057,7 @@ int dg_state_mem_peek(struct dg_state *st, const struct dg_window *w, const char
     const struct section *sec = g ? group_section_get(g, w) : NULL;
 
     memset(out, 0, sizeof(*out));
-    if (!sec || !sec->live)
+    if (!sec)
         return -1;
     dg_wstate_peek(&sec->st, w, at_ms, out);
     return 0;

@@ -17,22 +17,24 @@ struct dg_bucket {
     int64_t idx, count, sum, max, min, dcount;
 };
 
+/* Field order follows use: what adding and reading touch comes first
+ * (the first 80 bytes), the rarer last() state after it. */
 struct dg_wstate {
     int64_t head;          /* highest bucket index that touched the key */
     int64_t last_touch;    /* event time of the latest touch */
     uint32_t nb, capb;
     struct dg_bucket *b;   /* live buckets, sorted by idx */
     int64_t count, sum, dtotal;
-    int has_last;
-    int64_t last_ts;
-    dg_value last;
-    char *last_str;        /* storage for a string last value */
     /* distinct(), in the state: value hash -> latest bucket idx */
     uint64_t *dh;
     int64_t *di;
     uint32_t dn, dcap;
     int ext;               /* distinct values are kept elsewhere (a backend's
                               store, given to touch); dh/di unused */
+    int has_last;
+    int64_t last_ts;
+    dg_value last;
+    char *last_str;        /* storage for a string last value */
 };
 
 /* How many distinct values a state keeps itself before a backend with an
