@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define SWEEP_PER_EVENT 4
 #define SWEEP_AHEAD 16   /* slots: about four events ahead */
@@ -187,14 +188,90 @@ static struct section *group_secs(const struct wgroup *g)
     return (struct section *)((char *)g + group_head_room(g->keylen, g->nsec));
 }
 
-static struct wgroup *group_alloc(size_t keylen, size_t nsec)
+/* ---- group memory ----
+ * Groups come and go all the time (keys expire), are read at random and
+ * are a hundred bytes to a few KB: they live in 2 MB chunks (asked to be
+ * huge pages, so reaching one costs no TLB walk) cut in multiples of a
+ * cache line, with a free list per size. Memory is reused, not returned:
+ * what the state peaked at. */
+
+#define SLAB_CHUNK ((size_t)2 << 20)
+#define SLAB_LINE 64
+#define SLAB_CLASSES 64    /* sizes up to 4 KB; larger ones use the heap */
+
+struct slab {
+    void *free[SLAB_CLASSES];
+    char *cur, *end;
+    void **chunks;
+    size_t nchunks, cap;
+};
+
+static void *slab_alloc(struct slab *sl, size_t size)
 {
-    size_t size = group_head_room(keylen, nsec) + nsec * sizeof(struct section);
-    struct wgroup *g = aligned_alloc(GROUP_ALIGN, size);
-    if (!g) {
+    size_t c = (size + SLAB_LINE - 1) / SLAB_LINE;
+    void *p;
+
+    if (c > SLAB_CLASSES) {
+        p = aligned_alloc(SLAB_LINE, c * SLAB_LINE);
+        goto out;
+    }
+    if ((p = sl->free[c - 1])) {
+        sl->free[c - 1] = *(void **)p;
+        return p;
+    }
+    if ((size_t)(sl->end - sl->cur) < c * SLAB_LINE) {
+        if (posix_memalign(&p, SLAB_CHUNK, SLAB_CHUNK) != 0)
+            p = NULL;
+        if (!p)
+            goto out;
+#ifdef MADV_HUGEPAGE
+        madvise(p, SLAB_CHUNK, MADV_HUGEPAGE); /* a hint; fine if refused */
+#endif
+        if (sl->nchunks == sl->cap) {
+            sl->cap = sl->cap ? sl->cap * 2 : 16;
+            sl->chunks = dg_xrealloc(sl->chunks, sl->cap * sizeof(*sl->chunks));
+        }
+        sl->chunks[sl->nchunks++] = p;
+        sl->cur = p;
+        sl->end = sl->cur + SLAB_CHUNK;
+    }
+    p = sl->cur;
+    sl->cur += c * SLAB_LINE;
+out:
+    if (!p) {
         fprintf(stderr, "drainguard: out of memory allocating %zu bytes\n", size);
         abort();
     }
+    return p;
+}
+
+static void slab_free(struct slab *sl, void *p, size_t size)
+{
+    size_t c = (size + SLAB_LINE - 1) / SLAB_LINE;
+    if (c > SLAB_CLASSES) {
+        free(p);
+        return;
+    }
+    *(void **)p = sl->free[c - 1];
+    sl->free[c - 1] = p;
+}
+
+static void slab_destroy(struct slab *sl)
+{
+    for (size_t i = 0; i < sl->nchunks; i++)
+        free(sl->chunks[i]);
+    free(sl->chunks);
+    memset(sl, 0, sizeof(*sl));
+}
+
+static size_t group_size(size_t keylen, size_t nsec)
+{
+    return group_head_room(keylen, nsec) + nsec * sizeof(struct section);
+}
+
+static struct wgroup *group_alloc(struct slab *sl, size_t keylen, size_t nsec)
+{
+    struct wgroup *g = slab_alloc(sl, group_size(keylen, nsec));
     g->nsec = (uint32_t)nsec;
     g->keylen = (uint32_t)keylen;
     return g;
@@ -235,10 +312,11 @@ struct wplan {
 
 struct mem_state {
     struct dg_state base;
-    dg_index keys;     /* keyset + key -> struct wgroup */
+    dg_index keys;         /* keyset + key -> struct wgroup */
     dg_index dedupe;   /* event_id -> struct drec */
     dg_index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
     struct rlog dlog, qlog;
+    struct slab groups;    /* where groups live */
     dg_hmap freezes;       /* scope '|' key -> struct freeze (for listing) */
     dg_index frozen[DG_NSCOPES]; /* per scope: key -> struct freeze */
     int64_t watermark;     /* highest event time seen */
@@ -274,14 +352,14 @@ static const char *drec_text(const struct drec *d)
     return d->data + d->idlen;
 }
 
-static void group_free(struct wgroup *g)
+static void group_free(struct mem_state *ms, struct wgroup *g)
 {
     const uint8_t *fl = group_flags(g);
     struct section *sec = group_secs(g);
     for (uint32_t i = 0; i < g->nsec; i++)
         if (fl[i] & SEC_USED)
             dg_wstate_release(&sec[i].st);
-    free(g);
+    slab_free(&ms->groups, g, group_size(g->keylen, g->nsec));
 }
 
 static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
@@ -344,7 +422,7 @@ static struct wgroup *group_new(struct mem_state *ms, const struct dg_window *w,
                                 const struct wplan *wp, const char *key, size_t keylen,
                                 int64_t ts)
 {
-    struct wgroup *g = group_alloc(keylen, wp->nslots ? wp->nslots : 1);
+    struct wgroup *g = group_alloc(&ms->groups, keylen, wp->nslots ? wp->nslots : 1);
     g->last_touch = ts;
     g->expire_ms = 0;
     g->keyset_hash = w->keyset_hash;
@@ -358,7 +436,7 @@ static struct wgroup *group_new(struct mem_state *ms, const struct dg_window *w,
  * the group moves, and its index slot follows. */
 static struct wgroup *group_grow(struct mem_state *ms, struct wgroup *g, uint64_t h)
 {
-    struct wgroup *n = group_alloc(g->keylen, (size_t)g->nsec * 2);
+    struct wgroup *n = group_alloc(&ms->groups, g->keylen, (size_t)g->nsec * 2);
     n->last_touch = g->last_touch;
     n->expire_ms = g->expire_ms;
     n->keyset_hash = g->keyset_hash;
@@ -367,7 +445,7 @@ static struct wgroup *group_grow(struct mem_state *ms, struct wgroup *g, uint64_
     memset(group_flags(n) + g->nsec, 0, g->nsec);
     memcpy(group_secs(n), group_secs(g), g->nsec * sizeof(struct section));
     dg_index_slot_of(&ms->keys, h, g)->p = n;
-    free(g);
+    slab_free(&ms->groups, g, group_size(g->keylen, g->nsec));
     return n;
 }
 
@@ -530,7 +608,7 @@ static void sweep(struct mem_state *ms, size_t created)
         struct wgroup *g = s->p;
         if (ms->watermark - g->last_touch > g->expire_ms) {
             dg_index_del(&ms->keys, s);
-            group_free(g);
+            group_free(ms, g);
             ms->stats.expired_keys++;
         }
     }
@@ -978,7 +1056,7 @@ static void mem_destroy(struct dg_state *st)
     struct mem_state *ms = (struct mem_state *)st;
     for (size_t i = 0; i < ms->keys.cap; i++)
         if (ms->keys.slot[i].h)
-            group_free(ms->keys.slot[i].p);
+            group_free(ms, ms->keys.slot[i].p);
     for (size_t i = 0; i < ms->freezes.cap; i++)
         if (ms->freezes.slots[i].hash) {
             struct freeze *f = ms->freezes.slots[i].val;
@@ -995,6 +1073,7 @@ static void mem_destroy(struct dg_state *st)
         dg_index_free(&ms->frozen[sc]);
     log_free(&ms->dlog);
     log_free(&ms->qlog);
+    slab_destroy(&ms->groups);
     dg_hmap_free(&ms->freezes);
     dg_buf_free(&ms->kb);
     free(ms->batch);
