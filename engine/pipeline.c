@@ -41,9 +41,23 @@ struct placed {
 };
 
 /* What plan() does for an event type, worked out once per rule set. */
+/* One window an event type touches, with what plan() needs of it. */
+struct tstep {
+    const struct dg_window *w;
+    const dg_expr *filter;  /* NULL: every event of the type */
+    struct dg_ref field;    /* the aggregated field (kind 0: none) */
+    uint16_t win;
+    int16_t keysrc;         /* an earlier step keyed by the same fields (its
+                               key is reused), or -1 */
+    uint8_t read;           /* rules of the type read the window */
+    uint8_t adds;           /* the type is one the window counts */
+    uint8_t numeric;        /* sum, max or min: the field must be a number */
+    uint8_t distinct;       /* the value's hash is needed */
+};
+
 struct tplan {
-    int16_t *keysrc;        /* per touched window: an earlier one keyed by the
-                               same fields (its key is reused), or -1 */
+    struct tstep *steps;    /* rs->touch[type], in order */
+    size_t nsteps;
     int8_t scope_field[DG_NSCOPES]; /* dg_scope_field() */
 };
 
@@ -81,14 +95,24 @@ static void make_plans(dg_pipeline *p)
     const struct dg_ruleset *rs = p->rs;
     for (int t = 0; t < DG_EV_NTYPES; t++) {
         struct tplan *tp = &p->tplan[t];
-        free(tp->keysrc);
-        tp->keysrc = dg_xcalloc(rs->ntouch[t] + 1, sizeof(*tp->keysrc));
-        for (size_t i = 0; i < rs->ntouch[t]; i++) {
+        free(tp->steps);
+        tp->nsteps = rs->ntouch[t];
+        tp->steps = dg_xcalloc(tp->nsteps + 1, sizeof(*tp->steps));
+        for (size_t i = 0; i < tp->nsteps; i++) {
+            struct tstep *st = &tp->steps[i];
             const struct dg_window *w = &rs->windows[rs->touch[t][i]];
-            tp->keysrc[i] = -1;
+            st->w = w;
+            st->win = rs->touch[t][i];
+            st->filter = w->filter;
+            st->field = w->field;
+            st->read = rs->reads[t][st->win];
+            st->adds = (w->on_mask & DG_EV_BIT(t)) != 0;
+            st->numeric = (w->agg->need & (DG_NEED_SUM | DG_NEED_MAX | DG_NEED_MIN)) != 0;
+            st->distinct = (w->agg->need & DG_NEED_DISTINCT) != 0;
+            st->keysrc = -1;
             for (size_t j = 0; j < i; j++)
                 if (rs->windows[rs->touch[t][j]].keyset_hash == w->keyset_hash) {
-                    tp->keysrc[i] = (int16_t)j;
+                    st->keysrc = (int16_t)j;
                     break;
                 }
         }
@@ -133,7 +157,7 @@ void dg_pipeline_free(dg_pipeline *p)
     dg_arena_free(&p->arena);
     dg_index_free(&p->reqov);
     for (int t = 0; t < DG_EV_NTYPES; t++)
-        free(p->tplan[t].keysrc);
+        free(p->tplan[t].steps);
     dg_buf_free(&p->problem);
     dg_signer_free(p->signer);
     free(p);
@@ -189,7 +213,7 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
     int t = ev->type;
     const struct tplan *tp = &p->tplan[t];
     struct dg_eval_ctx cx = {ev, NULL, rs->listv};
-    size_t nt = rs->ntouch[t];
+    size_t nt = tp->nsteps;
     const char **keys = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*keys)) : NULL;
     uint32_t *klens = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*klens)) : NULL;
 
@@ -200,40 +224,39 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
     it->decidable = 1;
     it->ops = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*it->ops)) : NULL;
     for (size_t i = 0; i < nt; i++) {
-        uint16_t wi = rs->touch[t][i];
-        const struct dg_window *w = &rs->windows[wi];
+        const struct tstep *st = &tp->steps[i];
         struct dg_winop *op = &it->ops[it->nops];
-        if (tp->keysrc[i] >= 0) {
-            keys[i] = keys[tp->keysrc[i]];
-            klens[i] = klens[tp->keysrc[i]];
+        if (st->keysrc >= 0) {
+            keys[i] = keys[st->keysrc];
+            klens[i] = klens[st->keysrc];
         } else {
-            keys[i] = dg_window_key(w, ev, &p->arena, &klens[i]);
+            keys[i] = dg_window_key(st->w, ev, &p->arena, &klens[i]);
         }
         if (!keys[i])
             continue; /* no key: not counted, and reads as missing */
         /* every input field; raw is the backend's to fill */
-        op->win = wi;
+        op->win = st->win;
         op->add = 0;
-        op->read = rs->reads[t][wi];
+        op->read = st->read;
         op->key = keys[i];
         op->keylen = klens[i];
         op->fp = 0;
         op->vhash = 0;
         op->val = dg_none();
         op->raw.self = 0;
-        if (w->on_mask & DG_EV_BIT(t)) {
-            dg_value v = w->field.kind ? field_value(&w->field, ev) : dg_none();
-            int ok = !w->field.kind || v.t != DG_T_NONE;
-            if (ok && (w->agg->need & (DG_NEED_SUM | DG_NEED_MAX | DG_NEED_MIN)))
+        if (st->adds) {
+            dg_value v = st->field.kind ? field_value(&st->field, ev) : dg_none();
+            int ok = !st->field.kind || v.t != DG_T_NONE;
+            if (ok && st->numeric)
                 ok = v.t == DG_T_NUM; /* event.x that is not a number */
-            if (ok && w->filter)
-                ok = dg_expr_true(w->filter, &cx);
+            if (ok && st->filter)
+                ok = dg_expr_true(st->filter, &cx);
             if (ok) {
                 op->add = 1;
                 op->val = v;
                 if (v.t == DG_T_NUM)
                     op->fp = dg_fixed(v.u.n);
-                if (w->agg->need & DG_NEED_DISTINCT)
+                if (st->distinct)
                     op->vhash = dg_value_hash(&v);
             }
         }

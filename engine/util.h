@@ -18,6 +18,15 @@ uint64_t dg_hash64(const void *data, size_t len, uint64_t seed);
 /* Lowercase hex of a 128-bit hash of data (33 bytes with the NUL). */
 void dg_hash128_hex(const void *data, size_t len, char out[33]);
 
+/* llround(x) (halves away from zero) for |x| < 9.2e18, without the libm
+ * call: the cast truncates, and x minus its integer part is exact. */
+static inline int64_t dg_round(double x)
+{
+    int64_t i = (int64_t)x;
+    double f = x - (double)i;
+    return f >= 0.5 ? i + 1 : f <= -0.5 ? i - 1 : i;
+}
+
 /* ---- arena: bump allocator, freed all at once ---- */
 typedef struct dg_arena_block dg_arena_block;
 typedef struct dg_arena {

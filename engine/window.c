@@ -37,17 +37,7 @@ int64_t dg_fixed(double v)
         return (int64_t)(FP_LIMIT * DG_FP_SCALE);
     if (v <= -FP_LIMIT)
         return -(int64_t)(FP_LIMIT * DG_FP_SCALE);
-    /* llround(x), half away from zero, without the libm call (two per
-     * event on the hot path): |x| < 9.2e18 fits int64, the cast
-     * truncates, and x minus its integer part is exact in a double */
-    double x = v * DG_FP_SCALE;
-    int64_t i = (int64_t)x;
-    double f = x - (double)i;
-    if (f >= 0.5)
-        i++;
-    else if (f <= -0.5)
-        i--;
-    return i;
+    return dg_round(v * DG_FP_SCALE); /* |v * 1e6| < 9.2e18 */
 }
 
 double dg_unfixed(int64_t fp)
