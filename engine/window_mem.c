@@ -307,7 +307,8 @@ struct wplan {
     uint32_t slot;         /* its section's slot in a group of its key fields */
     uint32_t nslots;       /* windows sharing its key fields */
     uint32_t keyset;       /* the first window keyed by the same fields */
-    uint32_t wide;         /* its state's second cache line is used too */
+    uint8_t wide;          /* its state's second cache line is used too */
+    uint8_t distinct;      /* it keeps distinct values */
 };
 
 struct mem_state {
@@ -379,6 +380,7 @@ static void make_plan(struct mem_state *ms, const struct dg_ruleset *rs)
         p->expire_ms = w->over_ms + w->step_ms + ms->base.lateness_ms;
         p->keyset = (uint32_t)i;
         p->wide = (w->agg->need & (DG_NEED_DISTINCT | DG_NEED_LAST)) != 0;
+        p->distinct = (w->agg->need & DG_NEED_DISTINCT) != 0;
         for (size_t j = 0; j < rs->nwindows; j++)
             if (rs->windows[j].keyset_hash == w->keyset_hash) {
                 if (j < i)
@@ -575,6 +577,12 @@ static void expire_dedupe(struct mem_state *ms)
             dg_index_del(&ms->dedupe, s);
         log_pop(&ms->dlog);
     }
+    /* records expire about one per event, oldest first: the next one's
+     * index slot and the record after it are wanted soon */
+    if (r) {
+        __builtin_prefetch(&ms->dedupe.slot[r->h & (ms->dedupe.cap - 1)]);
+        __builtin_prefetch((char *)r + r->size);
+    }
 }
 
 static void expire_reqs(struct mem_state *ms)
@@ -586,6 +594,10 @@ static void expire_reqs(struct mem_state *ms)
         if (s)
             dg_index_del(&ms->reqs, s);
         log_pop(&ms->qlog);
+    }
+    if (r) {
+        __builtin_prefetch(&ms->reqs.slot[r->h & (ms->reqs.cap - 1)]);
+        __builtin_prefetch((char *)r + r->size);
     }
 }
 
@@ -778,7 +790,7 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
             continue;
         if (sec->st.nb)
             __builtin_prefetch(&sec->st.b[sec->st.nb - 1]);
-        if (sec->st.dh && op->add) {
+        if (wp->distinct && op->add && sec->st.dh) { /* its second line: fetched if wide */
             uint32_t slot = (uint32_t)(op->vhash | 1) & (sec->st.dcap - 1);
             __builtin_prefetch(&sec->st.dh[slot]);
             __builtin_prefetch(&sec->st.di[slot]);
