@@ -103,6 +103,13 @@ const char *dg_window_key(const struct dg_window *w, const struct dg_event *ev,
     const char *parts[DG_MAX_KEYS];
     size_t lens[DG_MAX_KEYS], total = 0;
 
+    /* the common case, once per event and key set: one string field, whose
+     * bytes are the key */
+    if (w->nkeys == 1 && w->keys[0].kind == DG_REF_FIELD && ev->f[w->keys[0].index].t == DG_T_STR) {
+        *len = ev->f[w->keys[0].index].len;
+        return ev->f[w->keys[0].index].u.s;
+    }
+
     for (int k = 0; k < w->nkeys; k++) {
         dg_value v = ref_value(&w->keys[k], ev);
         if (v.t == DG_T_NONE)
