@@ -790,11 +790,8 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
             continue;
         if (sec->st.nb)
             __builtin_prefetch(&sec->st.b[sec->st.nb - 1]);
-        if (wp->distinct && op->add && sec->st.dh) { /* its second line: fetched if wide */
-            uint32_t slot = (uint32_t)(op->vhash | 1) & (sec->st.dcap - 1);
-            __builtin_prefetch(&sec->st.dh[slot]);
-            __builtin_prefetch(&sec->st.di[slot]);
-        }
+        if (wp->distinct && op->add && sec->st.d) /* its second line: fetched if wide */
+            __builtin_prefetch(&sec->st.d[(uint32_t)(op->vhash | 1) & (sec->st.dcap - 1)]);
     }
 }
 

@@ -17,6 +17,11 @@ struct dg_bucket {
     int64_t idx, count, sum, max, min, dcount;
 };
 
+struct dg_dslot {
+    uint64_t h;            /* the value's hash | 1; 0: an empty slot */
+    int64_t b;             /* the latest bucket it was seen in */
+};
+
 /* Field order follows use: what adding and reading touch comes first
  * (the first 80 bytes), the rarer last() state after it. */
 struct dg_wstate {
@@ -25,9 +30,9 @@ struct dg_wstate {
     uint32_t nb, capb;
     struct dg_bucket *b;   /* live buckets, sorted by idx */
     int64_t count, sum, dtotal;
-    /* distinct(), in the state: value hash -> latest bucket idx */
-    uint64_t *dh;
-    int64_t *di;
+    /* distinct(), in the state: value hash -> latest bucket idx, an
+     * open-addressing map of (hash, idx) pairs, so a probe reads one line */
+    struct dg_dslot *d;
     uint32_t dn, dcap;
     int ext;               /* distinct values are kept elsewhere (a backend's
                               store, given to touch); dh/di unused */
