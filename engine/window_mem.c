@@ -1,22 +1,29 @@
 /*
  * window_mem.c - the in-process state backend: window keys, the record of
  * decided events (dedupe), withdrawal request records and freezes. Used by
- * replay and the tests; the Redis backend must agree with it bit for bit.
+ * replay and the tests; the Redis backend must agree with it bit for bit
+ * (the window arithmetic is window_state.c's, shared by both).
  *
  * Windows keyed by the same fields share one entry per key value (a group):
  * an event that feeds eight windows keyed by account, destination and the
- * pair makes three hash lookups, not eight. A group is one allocation: a
- * header, one section per window of its key fields, the key bytes. Each
- * window's section still expires exactly on its own: idle for over + step +
- * lateness of event time, it reads as empty, and it is cleared in place
- * (its bucket arrays are kept for the next event), so short windows on
- * quiet keys do not churn through malloc.
+ * pair makes three lookups, not eight. A group is one allocation from a
+ * slab of huge pages: a header with the key, then one cache-line-aligned
+ * section per window of its key fields. Each window's section still
+ * expires exactly on its own: idle for over + step + lateness of event
+ * time, it reads as empty, and it is cleared in place (its bucket array is
+ * kept for the next event), so short windows on quiet keys do not churn
+ * through malloc.
  *
- * Lookups go through indexes of (hash, pointer) pairs, 16 bytes a slot:
- * a probe compares hashes and touches an entry only when they agree.
- * Decided events and request records are written to record logs: blocks
- * filled in order and emptied from the front as the records expire, with
- * no malloc or free per record.
+ * Lookups go through dg_index maps of (hash, pointer), 16 bytes a slot: a
+ * probe compares hashes and touches an entry only when they agree. Decided
+ * events and request records are written to record logs: blocks filled in
+ * order and emptied from the front as the records expire, with no malloc
+ * or free per record.
+ *
+ * The state is tens of MB read at random, so memory latency is most of the
+ * cost: apply() works out the hashes of a whole batch first and fetches
+ * what each event needs a few events ahead (index slots, groups, sections,
+ * buckets), and the sweep and the logs fetch what they will visit next.
  *
  * Memory stays bounded: a section keeps at most nbuckets + 1 buckets; a
  * group whose sections are all idle past expiry is dropped by an
@@ -314,8 +321,8 @@ struct wplan {
 struct mem_state {
     struct dg_state base;
     dg_index keys;         /* keyset + key -> struct wgroup */
-    dg_index dedupe;   /* event_id -> struct drec */
-    dg_index reqs;     /* withdrawal_id -> struct qrec (reconciliation) */
+    dg_index dedupe;       /* event_id -> struct drec */
+    dg_index reqs;         /* withdrawal_id -> struct qrec (reconciliation) */
     struct rlog dlog, qlog;
     struct slab groups;    /* where groups live */
     dg_hmap freezes;       /* scope '|' key -> struct freeze (for listing) */
@@ -329,7 +336,7 @@ struct mem_state {
     /* worked out for the whole batch before it is applied, so that the
      * index slots, groups and states it needs are fetched ahead */
     uint64_t *gh;          /* per op: its group's hash (first op of the group) */
-    int16_t *gref;         /* per op: the item's earlier op in the same group, or -1 */
+    int32_t *gref;         /* per op: the item's earlier op in the same group, or -1 */
     struct wgroup **gp;    /* per op: its group once found (apply_windows) */
     size_t *obase;         /* per item: where its ops start in gh and gref */
     size_t ops_cap, items_cap;
@@ -661,6 +668,7 @@ static const struct dg_reqrec *req_view(const struct qrec *q, dg_arena *arena)
  * buckets of item i + 1 are fetched. Prefetches read only live memory and
  * change nothing, so they never change a result. */
 
+/* items ahead (measured: 2..16 do about as well; none costs ~10%) */
 #ifndef AHEAD_GROUPS
 #define AHEAD_GROUPS 3
 #endif
@@ -715,7 +723,7 @@ static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const str
              * hands them the same key pointer) */
             if (l >= 0 && it->ops[l].keylen == op->keylen &&
                 (it->ops[l].key == op->key || !memcmp(it->ops[l].key, op->key, op->keylen))) {
-                ms->gref[nops + o] = (int16_t)l;
+                ms->gref[nops + o] = l;
                 continue;
             }
             ms->lead[ks] = (int32_t)o;
@@ -742,7 +750,7 @@ static void prepare(struct mem_state *ms, const struct dg_ruleset *rs, const str
 static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t i, size_t qbase)
 {
     const uint64_t *gh = ms->gh + ms->obase[i];
-    const int16_t *gref = ms->gref + ms->obase[i];
+    const int32_t *gref = ms->gref + ms->obase[i];
     struct wgroup **gp = ms->gp + ms->obase[i]; /* scratch until item i is applied */
     for (size_t o = 0; o < it->nops; o++) {
         const char *g;
@@ -775,7 +783,7 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
                          const struct dg_item *it, size_t i)
 {
     const uint64_t *gh = ms->gh + ms->obase[i];
-    const int16_t *gref = ms->gref + ms->obase[i];
+    const int32_t *gref = ms->gref + ms->obase[i];
     struct wgroup **gp = ms->gp + ms->obase[i];
     for (size_t o = 0; o < it->nops; o++) {
         const struct dg_winop *op = &it->ops[o];
@@ -800,7 +808,7 @@ static size_t apply_windows(struct mem_state *ms, const struct dg_ruleset *rs,
                             struct dg_item *it, size_t i, dg_arena *arena)
 {
     const uint64_t *gh = ms->gh + ms->obase[i];
-    const int16_t *gref = ms->gref + ms->obase[i];
+    const int32_t *gref = ms->gref + ms->obase[i];
     struct wgroup **gs = ms->gp + ms->obase[i];
     size_t created = 0;
 
