@@ -778,7 +778,7 @@ static void fetch_groups(struct mem_state *ms, const struct dg_item *it, size_t 
     }
 }
 
-/* Item i's newest buckets and distinct maps. */
+/* Item i's buckets and distinct maps. */
 static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
                          const struct dg_item *it, size_t i)
 {
@@ -796,8 +796,10 @@ static void fetch_states(struct mem_state *ms, const struct dg_ruleset *rs,
         const struct section *sec = &group_secs(g)[wp->slot];
         if (sec->state_hash != rs->windows[op->win].state_hash)
             continue;
-        if (sec->st.nb)
+        if (sec->st.nb) { /* the oldest bucket (advancing drops from there), the newest */
+            __builtin_prefetch(&sec->st.b[0]);
             __builtin_prefetch(&sec->st.b[sec->st.nb - 1]);
+        }
         if (wp->distinct && op->add && sec->st.d) /* its second line: fetched if wide */
             __builtin_prefetch(&sec->st.d[(uint32_t)(op->vhash | 1) & (sec->st.dcap - 1)]);
     }
