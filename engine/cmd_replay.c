@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 const char dg_usage_replay[] =
@@ -124,11 +123,9 @@ static void heap_thp_init(struct heap_thp *h)
 static void heap_thp_update(struct heap_thp *h)
 {
     uintptr_t top = (uintptr_t)sbrk(0);
-    uintptr_t from = (h->start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uintptr_t to = top & ~(HUGE_PAGE - 1);
-    if (top < h->done + HUGE_PAGE || to <= from)
+    if (top < h->done + HUGE_PAGE)
         return;
-    madvise((void *)from, to - from, MADV_HUGEPAGE);
+    dg_advise_hugepages((void *)h->start, top - h->start);
     h->done = top;
 }
 

@@ -213,6 +213,7 @@ static void index_grow(dg_index *x)
     x->cap *= 2;
     mask = x->cap - 1;
     x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
+    dg_advise_hugepages(x->slot, x->cap * sizeof(*x->slot)); /* large ones: probed at random */
     for (size_t i = 0; i < oldcap; i++) {
         if (!old[i].h)
             continue;

@@ -85,6 +85,11 @@ void *dg_xrealloc(void *p, size_t n);
 char *dg_xstrdup(const char *s);
 char *dg_xstrndup(const char *s, size_t n);
 
+/* Ask for transparent huge pages for the 2 MB-aligned part of
+ * [p, p + n): for large tables read at random, where 4 KB pages would
+ * also miss the TLB. A hint: no effect where THP is off or unsupported. */
+void dg_advise_hugepages(void *p, size_t n);
+
 /* ---- time ---- */
 /* Parse an RFC 3339 timestamp ("2019-05-07T17:15:24.123Z"; offsets allowed,
  * 1 to 9 fraction digits, truncated below 1 ms; no zone, a leap second :60

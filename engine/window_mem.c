@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define SWEEP_PER_EVENT 4
 #define SWEEP_AHEAD 16   /* slots: about four events ahead */
@@ -231,9 +230,7 @@ static void *slab_alloc(struct slab *sl, size_t size)
             p = NULL;
         if (!p)
             goto out;
-#ifdef MADV_HUGEPAGE
-        madvise(p, SLAB_CHUNK, MADV_HUGEPAGE); /* a hint; fine if refused */
-#endif
+        dg_advise_hugepages(p, SLAB_CHUNK);
         if (sl->nchunks == sl->cap) {
             sl->cap = sl->cap ? sl->cap * 2 : 16;
             sl->chunks = dg_xrealloc(sl->chunks, sl->cap * sizeof(*sl->chunks));
