@@ -72,6 +72,50 @@ static void add_match(struct dg_decision *d, const char *id, int action, int mod
     m->rule = rule;
 }
 
+/* "account 'A' is frozen; wallet 'hw-1' is frozen", into arena. Held
+ * events are common while a freeze stands, so no printf here. */
+static size_t frozen_reason(const struct dg_item *it, dg_arena *arena, const char **out)
+{
+    static const char global[] = "all withdrawals are frozen (global)";
+    size_t len = 0;
+    char *p;
+
+    for (int s = 0; s < DG_NSCOPES; s++)
+        if (it->frozen & (1u << s))
+            len += 2 + (s == DG_SCOPE_GLOBAL ? sizeof global - 1
+                                             : strlen(dg_scope_name(s)) + 13 + it->scope_len[s]);
+    *out = p = dg_arena_alloc(arena, len + 1);
+    for (int s = 0; s < DG_NSCOPES; s++) {
+        if (!(it->frozen & (1u << s)))
+            continue;
+        if (p != *out) {
+            memcpy(p, "; ", 2);
+            p += 2;
+        }
+        if (s == DG_SCOPE_GLOBAL) {
+            memcpy(p, global, sizeof global - 1);
+            p += sizeof global - 1;
+        } else {
+            const char *name = dg_scope_name(s);
+            size_t nl = strlen(name);
+            memcpy(p, name, nl);
+            p += nl;
+            /* as printf's %.*s had it: up to a NUL byte, if any */
+            const char *nul = memchr(it->scope_key[s], '\0', it->scope_len[s]);
+            size_t kl = nul ? (size_t)(nul - it->scope_key[s]) : it->scope_len[s];
+            *p++ = ' ';
+            *p++ = '\'';
+            if (kl)
+                memcpy(p, it->scope_key[s], kl);
+            p += kl;
+            memcpy(p, "' is frozen", 11);
+            p += 11;
+        }
+    }
+    *p = '\0';
+    return (size_t)(p - *out);
+}
+
 void dg_detect(const struct dg_ruleset *rs, const struct dg_event *ev, const dg_value *win,
                const struct dg_item *it, dg_arena *arena, struct dg_decision *d)
 {
@@ -107,21 +151,9 @@ void dg_detect(const struct dg_ruleset *rs, const struct dg_event *ev, const dg_
                     d->placed |= 1u << s;
     }
     if (it->frozen && d->decide) {
-        dg_buf b = {0};
-        for (int s = 0; s < DG_NSCOPES; s++) {
-            if (!(it->frozen & (1u << s)))
-                continue;
-            if (b.len)
-                dg_buf_puts(&b, "; ");
-            if (s == DG_SCOPE_GLOBAL)
-                dg_buf_puts(&b, "all withdrawals are frozen (global)");
-            else
-                dg_buf_printf(&b, "%s '%.*s' is frozen", dg_scope_name(s),
-                              (int)it->scope_len[s], it->scope_key[s]);
-        }
-        add_match(d, DG_RULE_FROZEN, DG_HOLD, DG_ENFORCE, dg_arena_strndup(arena, b.data, b.len),
-                  b.len, -1);
-        dg_buf_free(&b);
+        const char *reason;
+        size_t len = frozen_reason(it, arena, &reason);
+        add_match(d, DG_RULE_FROZEN, DG_HOLD, DG_ENFORCE, reason, len, -1);
         if (d->action < DG_HOLD)
             d->action = DG_HOLD;
     }

@@ -846,6 +846,27 @@ static dg_expr *parse_or(struct parser *p)
     return e;
 }
 
+/* `a and b and c` parses as ((a and b) and c): evaluating it walks down to
+ * `a` first, one level per operand. Both operators are associative in
+ * three-valued logic and evaluation has no side effects, so the chain is
+ * turned into (a and (b and c)) once, here: a first operand that settles
+ * the answer then costs one step. The same for `or`. */
+static dg_expr *rotate(dg_expr *e)
+{
+    if (!e)
+        return e;
+    while ((e->op == OP_AND || e->op == OP_OR) && e->kid[0]->op == e->op) {
+        dg_expr *l = e->kid[0]; /* e = (x op y) op z, l = x op y */
+        e->kid[0] = l->kid[1];  /* e = y op z */
+        l->kid[1] = e;          /* l = x op (y op z) */
+        e = l;
+    }
+    for (int i = 0; i < MAX_ARGS; i++)
+        if (e->kid[i])
+            e->kid[i] = rotate(e->kid[i]);
+    return e;
+}
+
 dg_expr *dg_expr_compile(const char *src, size_t len, dg_type want,
                          const struct dg_expr_env *env, size_t *err_off,
                          char *err, size_t errsz)
@@ -881,7 +902,7 @@ out:
         *err_off = p.err_off;
         return NULL;
     }
-    return e;
+    return rotate(e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -981,6 +1002,65 @@ static dg_value arith(int op, dg_value a, dg_value b)
     return dg_none(); /* a run-time type mismatch (unknown fields) is missing */
 }
 
+/* A leaf's value without a call; anything else is evaluated. Most operands
+ * are leaves (a window, a field, a literal). */
+static inline dg_value operand(const dg_expr *e, const struct dg_eval_ctx *cx)
+{
+    switch (e->op) {
+    case OP_LIT: return e->lit;
+    case OP_FIELD: return cx->ev->f[e->index];
+    case OP_EXTRA: return cx->ev->extra[e->index];
+    case OP_WIN: return cx->win[e->index];
+    }
+    return dg_expr_eval(e, cx);
+}
+
+/* A comparison in three values: 1 true, 0 false, -1 unknown. */
+static int cmp_tv(const dg_expr *e, const struct dg_eval_ctx *cx)
+{
+    dg_value a, b;
+    int c;
+
+    a = operand(e->kid[0], cx);
+    if (a.t == DG_T_NONE)
+        return -1;
+    b = operand(e->kid[1], cx);
+    if (b.t == DG_T_NONE)
+        return -1;
+    if (a.t == DG_T_NUM && b.t == DG_T_NUM) { /* the common case, straight */
+        if (isnan(a.u.n) || isnan(b.u.n))
+            return -1;
+        switch (e->op) {
+        case OP_EQ: return a.u.n == b.u.n;
+        case OP_NE: return a.u.n != b.u.n;
+        case OP_LT: return a.u.n < b.u.n;
+        case OP_LE: return a.u.n <= b.u.n;
+        case OP_GT: return a.u.n > b.u.n;
+        default: return a.u.n >= b.u.n;
+        }
+    }
+    c = compare(a, b);
+    if (c == 2)
+        return -1;
+    /* strings and booleans are equal or not, never ordered: unknown even
+     * when equal (only unknown fields get here, typed at run time) */
+    if ((a.t == DG_T_STR || a.t == DG_T_BOOL) && e->op != OP_EQ && e->op != OP_NE)
+        return -1;
+    switch (e->op) {
+    case OP_EQ: return c == 0;
+    case OP_NE: return c != 0;
+    case OP_LT: return c == 3 ? -1 : c < 0;
+    case OP_LE: return c == 3 ? -1 : c <= 0;
+    case OP_GT: return c == 3 ? -1 : c > 0;
+    default: return c == 3 ? -1 : c >= 0;
+    }
+}
+
+static dg_value tv_value(int tv)
+{
+    return tv < 0 ? dg_none() : dg_bool(tv);
+}
+
 dg_value dg_expr_eval(const dg_expr *e, const struct dg_eval_ctx *cx)
 {
     dg_value a, b;
@@ -996,59 +1076,41 @@ dg_value dg_expr_eval(const dg_expr *e, const struct dg_eval_ctx *cx)
     case OP_WIN:
         return cx->win[e->index];
     case OP_NEG:
-        a = dg_expr_eval(e->kid[0], cx);
+        a = operand(e->kid[0], cx);
         if (a.t == DG_T_NUM) return dg_num(-a.u.n);
         if (a.t == DG_T_DUR) return a.u.ms == INT64_MIN ? dg_none() : dg_dur(-a.u.ms);
         return dg_none();
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
-        return arith(e->op, dg_expr_eval(e->kid[0], cx), dg_expr_eval(e->kid[1], cx));
+        a = operand(e->kid[0], cx);
+        b = operand(e->kid[1], cx);
+        return arith(e->op, a, b);
     case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
-        a = dg_expr_eval(e->kid[0], cx);
-        if (a.t == DG_T_NONE)
-            return dg_none();
-        b = dg_expr_eval(e->kid[1], cx);
-        if (b.t == DG_T_NONE)
-            return dg_none();
-        c = compare(a, b);
-        if (c == 2)
-            return dg_none();
-        /* strings and booleans are equal or not, never ordered: unknown even
-         * when equal (only unknown fields get here, typed at run time) */
-        if ((a.t == DG_T_STR || a.t == DG_T_BOOL) && e->op != OP_EQ && e->op != OP_NE)
-            return dg_none();
-        switch (e->op) {
-        case OP_EQ: return dg_bool(c == 0);
-        case OP_NE: return dg_bool(c != 0);
-        case OP_LT: return c == 3 ? dg_none() : dg_bool(c < 0);
-        case OP_LE: return c == 3 ? dg_none() : dg_bool(c <= 0);
-        case OP_GT: return c == 3 ? dg_none() : dg_bool(c > 0);
-        default: return c == 3 ? dg_none() : dg_bool(c >= 0);
-        }
+        return tv_value(cmp_tv(e, cx));
     case OP_AND:
-        a = dg_expr_eval(e->kid[0], cx);
+        a = operand(e->kid[0], cx);
         if (a.t == DG_T_BOOL && !a.u.b)
             return a; /* false and x = false, without evaluating x */
-        b = dg_expr_eval(e->kid[1], cx);
+        b = operand(e->kid[1], cx);
         if (b.t == DG_T_BOOL && !b.u.b)
             return b;
         if (a.t == DG_T_BOOL && b.t == DG_T_BOOL)
             return dg_bool(1);
         return dg_none();
     case OP_OR:
-        a = dg_expr_eval(e->kid[0], cx);
+        a = operand(e->kid[0], cx);
         if (a.t == DG_T_BOOL && a.u.b)
             return a;
-        b = dg_expr_eval(e->kid[1], cx);
+        b = operand(e->kid[1], cx);
         if (b.t == DG_T_BOOL && b.u.b)
             return b;
         if (a.t == DG_T_BOOL && b.t == DG_T_BOOL)
             return dg_bool(0);
         return dg_none();
     case OP_NOT:
-        a = dg_expr_eval(e->kid[0], cx);
+        a = operand(e->kid[0], cx);
         return a.t == DG_T_BOOL ? dg_bool(!a.u.b) : dg_none();
     case OP_IN:
-        a = dg_expr_eval(e->kid[0], cx);
+        a = operand(e->kid[0], cx);
         if (a.t != DG_T_STR && a.t != DG_T_NUM)
             return dg_none();
         {
@@ -1061,17 +1123,57 @@ dg_value dg_expr_eval(const dg_expr *e, const struct dg_eval_ctx *cx)
     case OP_CALL: {
         dg_value args[MAX_ARGS];
         for (int i = 0; i < e->nargs; i++)
-            args[i] = dg_expr_eval(e->kid[i], cx);
+            args[i] = operand(e->kid[i], cx);
         return e->fn->eval(args, e->nargs);
     }
     }
     return dg_none();
 }
 
+/* Conditions only ask "true?", and in three-valued logic that settles
+ * early: `x and y` is true only when both are, `x or y` when either is,
+ * `not x` when x is false. So truth() and falsity() follow the logic
+ * operators themselves and stop at the first operand that decides, and
+ * compare without building values; the rest is evaluated. */
+static int falsity(const dg_expr *e, const struct dg_eval_ctx *cx);
+
+static int truth(const dg_expr *e, const struct dg_eval_ctx *cx)
+{
+    dg_value v;
+    switch (e->op) {
+    case OP_AND:
+        return truth(e->kid[0], cx) && truth(e->kid[1], cx);
+    case OP_OR:
+        return truth(e->kid[0], cx) || truth(e->kid[1], cx);
+    case OP_NOT:
+        return falsity(e->kid[0], cx);
+    case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+        return cmp_tv(e, cx) == 1;
+    }
+    v = operand(e, cx);
+    return v.t == DG_T_BOOL && v.u.b;
+}
+
+static int falsity(const dg_expr *e, const struct dg_eval_ctx *cx)
+{
+    dg_value v;
+    switch (e->op) {
+    case OP_AND:
+        return falsity(e->kid[0], cx) || falsity(e->kid[1], cx);
+    case OP_OR:
+        return falsity(e->kid[0], cx) && falsity(e->kid[1], cx);
+    case OP_NOT:
+        return truth(e->kid[0], cx);
+    case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+        return cmp_tv(e, cx) == 0;
+    }
+    v = operand(e, cx);
+    return v.t == DG_T_BOOL && !v.u.b;
+}
+
 int dg_expr_true(const dg_expr *e, const struct dg_eval_ctx *cx)
 {
-    dg_value v = dg_expr_eval(e, cx);
-    return v.t == DG_T_BOOL && v.u.b;
+    return truth(e, cx);
 }
 
 dg_value dg_ref_value(const struct dg_ref *r, const struct dg_eval_ctx *cx)

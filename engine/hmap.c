@@ -1,6 +1,7 @@
 /*
  * hmap.c - see hmap.h. Load factor kept under 1/2, so a probe sequence is
- * short; memory is one slot array plus one key copy per entry.
+ * short; memory is one slot array plus one key copy per entry (dg_hmap) or
+ * just the slot array (dg_index).
  */
 #include "hmap.h"
 #include "util.h"
@@ -36,6 +37,17 @@ void dg_hmap_free(dg_hmap *m)
     free(m->slots);
     m->slots = NULL;
     m->cap = m->n = 0;
+}
+
+void dg_hmap_clear(dg_hmap *m)
+{
+    if (!m->n)
+        return;
+    if (!m->borrow)
+        for (size_t i = 0; i < m->cap; i++)
+            free(m->slots[i].key);
+    memset(m->slots, 0, m->cap * sizeof(*m->slots));
+    m->n = 0;
 }
 
 static struct dg_hslot *find(const dg_hmap *m, const char *key, size_t len, uint64_t h)
@@ -138,4 +150,141 @@ struct dg_hslot *dg_hmap_slot(dg_hmap *m, size_t *cursor)
     s = &m->slots[*cursor];
     (*cursor)++;
     return s->hash ? s : NULL;
+}
+
+/* ---- dg_index ---- */
+
+void dg_index_init(dg_index *x)
+{
+    x->cap = 64;
+    x->n = 0;
+    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
+}
+
+void dg_index_free(dg_index *x)
+{
+    free(x->slot);
+    x->slot = NULL;
+    x->cap = x->n = 0;
+}
+
+void dg_index_clear(dg_index *x)
+{
+    if (x->n)
+        memset(x->slot, 0, x->cap * sizeof(*x->slot));
+    x->n = 0;
+}
+
+/* Eight bytes a step with one multiply, the last 1..8 bytes in one
+ * overlapping load, then a finaliser for the low bits linear probing
+ * uses. */
+uint64_t dg_index_hash(const void *key, size_t len, uint64_t seed)
+{
+    const unsigned char *p = key;
+    uint64_t h = seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL), w = 0;
+
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 31;
+        }
+        memcpy(&w, p + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else if (len) {
+        w = (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+    }
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return h ? h : 1;
+}
+
+static void index_grow(dg_index *x)
+{
+    struct dg_islot *old = x->slot;
+    size_t oldcap = x->cap, mask;
+
+    x->cap *= 2;
+    mask = x->cap - 1;
+    x->slot = dg_xcalloc(x->cap, sizeof(*x->slot));
+    dg_advise_hugepages(x->slot, x->cap * sizeof(*x->slot)); /* large ones: probed at random */
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].h)
+            continue;
+        size_t j = old[i].h & mask;
+        while (x->slot[j].h)
+            j = (j + 1) & mask;
+        x->slot[j] = old[i];
+    }
+    free(old);
+}
+
+struct dg_islot *dg_index_insert(dg_index *x, struct dg_islot *s, uint64_t h, void *p)
+{
+    if ((x->n + 1) * 2 > x->cap) {
+        index_grow(x);
+        size_t mask = x->cap - 1, j = h & mask;
+        while (x->slot[j].h)
+            j = (j + 1) & mask;
+        s = &x->slot[j];
+    }
+    s->h = h;
+    s->p = p;
+    x->n++;
+    return s;
+}
+
+void dg_index_del(dg_index *x, struct dg_islot *s)
+{
+    size_t mask = x->cap - 1;
+    size_t i = (size_t)(s - x->slot);
+
+    x->n--;
+    /* backward shift: pull later entries of the cluster into the hole when
+     * their home slot is at or before it */
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        struct dg_islot *t = &x->slot[j];
+        if (!t->h)
+            break;
+        size_t home = t->h & mask;
+        int movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            x->slot[i] = *t;
+            i = j;
+        }
+    }
+    x->slot[i].h = 0;
+    x->slot[i].p = NULL;
+}
+
+struct dg_islot *dg_index_slot_of(dg_index *x, uint64_t h, const void *p)
+{
+    size_t mask = x->cap - 1;
+    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
+        if (x->slot[i].p == p)
+            return &x->slot[i];
+    return NULL;
+}
+
+void *dg_index_peek(const dg_index *x, uint64_t h)
+{
+    size_t mask = x->cap - 1;
+    for (size_t i = h & mask; x->slot[i].h; i = (i + 1) & mask)
+        if (x->slot[i].h == h)
+            return x->slot[i].p;
+    return NULL;
+}
+
+struct dg_islot *dg_index_next(dg_index *x, size_t *cursor)
+{
+    if (*cursor >= x->cap)
+        *cursor = 0;
+    struct dg_islot *s = &x->slot[(*cursor)++];
+    return s->h ? s : NULL;
 }

@@ -29,12 +29,6 @@ static void decision_id(dg_buf *b, const char *seed, size_t n)
     dg_buf_putc(b, '"');
 }
 
-#define field(b, ev, fld, key)                                           \
-    do {                                                                 \
-        if ((ev)->f[(fld)].t == DG_T_STR)                                \
-            key_str((b), key, (ev)->f[(fld)].u.s, (ev)->f[(fld)].len);   \
-    } while (0)
-
 static void ts_field(dg_buf *b, const char *raw, size_t len, int is_int)
 {
     dg_buf_puts(b, ",\"ts\":");
@@ -51,56 +45,107 @@ static void tail(dg_buf *b, const char *decided_at)
     dg_buf_putc(b, '}');
 }
 
+/* Literal text at p (the caller sized the output). */
+#define put_lit(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
+static char *put_mem(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* ,"key": and a JSON string, at p */
+#define put_key_str(p, key, s, n) (put_lit((p), ",\"" key "\":"), (p) = dg_json_str_put((p), (s), (n)))
+
+/* One decision per decided event, so this is on the hot path: the output's
+ * size is bounded first (every string at its most escaped), reserved once,
+ * and written without further checks. */
 void dg_decision_encode(const struct dg_ruleset *rs, const struct dg_event *ev,
                         const struct dg_item *it, const struct dg_decision *d,
                         const char *decided_at, dg_buf *b)
 {
+    static const int idf[3] = {DG_F_WITHDRAWAL_ID, DG_F_ACCOUNT_ID, DG_F_WALLET_ID};
     const char *type = dg_event_type_name(ev->type);
+    const char *action = dg_action_name(d->action);
+    size_t typelen = strlen(type), vlen = strlen(rs->version);
+    size_t dalen = decided_at ? strlen(decided_at) : 0;
+    size_t need = 256 + DG_JSON_STR_MAX(it->event_id_len) + DG_JSON_STR_MAX(typelen) +
+                  strlen(action) + DG_JSON_STR_MAX(vlen) + DG_JSON_STR_MAX(ev->ts_raw_len) +
+                  DG_JSON_STR_MAX(dalen);
+    char hex[33];
     int first = 1;
 
-    decision_id(b, it->event_id, it->event_id_len);
-    key_str(b, "event_id", it->event_id, it->event_id_len);
-    key_str(b, "type", type, strlen(type));
-    field(b, ev, DG_F_WITHDRAWAL_ID, "withdrawal_id");
-    field(b, ev, DG_F_ACCOUNT_ID, "account_id");
-    field(b, ev, DG_F_WALLET_ID, "wallet_id");
-    dg_buf_puts(b, ",\"action\":\"");
-    dg_buf_puts(b, dg_action_name(d->action));
-    dg_buf_putc(b, '"');
+    for (int k = 0; k < 3; k++)
+        if (ev->f[idf[k]].t == DG_T_STR)
+            need += 32 + DG_JSON_STR_MAX(ev->f[idf[k]].len);
+    for (int s = 0; s < DG_NSCOPES; s++)
+        if (d->freezes & (1u << s))
+            need += 64 + DG_JSON_STR_MAX(it->scope_len[s]);
+    for (size_t i = 0; i < d->nm; i++)
+        need += 96 + DG_JSON_STR_MAX(strlen(d->m[i].id)) + DG_JSON_STR_MAX(d->m[i].reason_len);
+    dg_buf_reserve(b, need);
+
+    char *p = b->data + b->len;
+    dg_hash128_hex(it->event_id, it->event_id_len, hex);
+    put_lit(p, "{\"decision_id\":\"d-");
+    p = put_mem(p, hex, 32);
+    *p++ = '"';
+    put_key_str(p, "event_id", it->event_id, it->event_id_len);
+    put_key_str(p, "type", type, typelen);
+    if (ev->f[DG_F_WITHDRAWAL_ID].t == DG_T_STR)
+        put_key_str(p, "withdrawal_id", ev->f[DG_F_WITHDRAWAL_ID].u.s, ev->f[DG_F_WITHDRAWAL_ID].len);
+    if (ev->f[DG_F_ACCOUNT_ID].t == DG_T_STR)
+        put_key_str(p, "account_id", ev->f[DG_F_ACCOUNT_ID].u.s, ev->f[DG_F_ACCOUNT_ID].len);
+    if (ev->f[DG_F_WALLET_ID].t == DG_T_STR)
+        put_key_str(p, "wallet_id", ev->f[DG_F_WALLET_ID].u.s, ev->f[DG_F_WALLET_ID].len);
+    put_lit(p, ",\"action\":\"");
+    p = put_mem(p, action, strlen(action));
+    *p++ = '"';
     if (d->freezes) {
-        dg_buf_puts(b, ",\"freezes\":[");
+        put_lit(p, ",\"freezes\":[");
         for (int s = 0; s < DG_NSCOPES; s++) {
             if (!(d->freezes & (1u << s)))
                 continue;
             if (!first)
-                dg_buf_putc(b, ',');
+                *p++ = ',';
             first = 0;
-            dg_buf_puts(b, "{\"scope\":\"");
-            dg_buf_puts(b, dg_scope_name(s));
-            dg_buf_puts(b, "\",\"key\":");
-            dg_buf_json_str(b, it->scope_key[s], it->scope_len[s]);
-            dg_buf_putc(b, '}');
+            put_lit(p, "{\"scope\":\"");
+            p = put_mem(p, dg_scope_name(s), strlen(dg_scope_name(s)));
+            put_lit(p, "\",\"key\":");
+            p = dg_json_str_put(p, it->scope_key[s], it->scope_len[s]);
+            *p++ = '}';
         }
-        dg_buf_putc(b, ']');
+        *p++ = ']';
     }
-    dg_buf_puts(b, ",\"rules\":[");
+    put_lit(p, ",\"rules\":[");
     for (size_t i = 0; i < d->nm; i++) {
         const struct dg_match *m = &d->m[i];
+        const char *ma = dg_action_name(m->action);
         if (i)
-            dg_buf_putc(b, ',');
-        dg_buf_puts(b, "{\"id\":");
-        dg_buf_json_str(b, m->id, strlen(m->id));
-        dg_buf_puts(b, ",\"action\":\"");
-        dg_buf_puts(b, dg_action_name(m->action));
-        dg_buf_puts(b, m->mode == DG_SHADOW ? "\",\"mode\":\"shadow\",\"reason\":"
-                                            : "\",\"mode\":\"enforce\",\"reason\":");
-        dg_buf_json_str(b, m->reason, m->reason_len);
-        dg_buf_putc(b, '}');
+            *p++ = ',';
+        put_lit(p, "{\"id\":");
+        p = dg_json_str_put(p, m->id, strlen(m->id));
+        put_lit(p, ",\"action\":\"");
+        p = put_mem(p, ma, strlen(ma));
+        if (m->mode == DG_SHADOW)
+            put_lit(p, "\",\"mode\":\"shadow\",\"reason\":");
+        else
+            put_lit(p, "\",\"mode\":\"enforce\",\"reason\":");
+        p = dg_json_str_put(p, m->reason, m->reason_len);
+        *p++ = '}';
     }
-    dg_buf_puts(b, "]");
-    key_str(b, "rules_version", rs->version, strlen(rs->version));
-    ts_field(b, ev->ts_raw, ev->ts_raw_len, ev->ts_is_int);
-    tail(b, decided_at);
+    *p++ = ']';
+    put_key_str(p, "rules_version", rs->version, vlen);
+    put_lit(p, ",\"ts\":");
+    if (ev->ts_is_int)
+        p = put_mem(p, ev->ts_raw, ev->ts_raw_len);
+    else
+        p = dg_json_str_put(p, ev->ts_raw, ev->ts_raw_len);
+    if (decided_at)
+        put_key_str(p, "decided_at", decided_at, dalen);
+    *p++ = '}';
+    b->len = (size_t)(p - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dg_reject_fallback_id(const char *raw, size_t rawlen, char out[40])

@@ -40,8 +40,30 @@ struct placed {
     uint32_t len;
 };
 
+/* What plan() does for an event type, worked out once per rule set. */
+/* One window an event type touches, with what plan() needs of it. */
+struct tstep {
+    const struct dg_window *w;
+    const dg_expr *filter;  /* NULL: every event of the type */
+    struct dg_ref field;    /* the aggregated field (kind 0: none) */
+    uint16_t win;
+    int16_t keysrc;         /* an earlier step keyed by the same fields (its
+                               key is reused), or -1 */
+    uint8_t read;           /* rules of the type read the window */
+    uint8_t adds;           /* the type is one the window counts */
+    uint8_t numeric;        /* sum, max or min: the field must be a number */
+    uint8_t distinct;       /* the value's hash is needed */
+};
+
+struct tplan {
+    struct tstep *steps;    /* rs->touch[type], in order */
+    size_t nsteps;
+    int8_t scope_field[DG_NSCOPES]; /* dg_scope_field() */
+};
+
 struct dg_pipeline {
     const struct dg_ruleset *rs;
+    struct tplan tplan[DG_EV_NTYPES];
     struct dg_state *st;
     size_t cap, n;
     struct slot *slots;
@@ -51,7 +73,7 @@ struct dg_pipeline {
     dg_value *win;          /* window values of the item being judged */
     struct placed *placed;  /* freezes placed earlier in this batch */
     size_t nplaced;
-    dg_hmap reqov;          /* withdrawal_id -> dg_reqrec decided or paid
+    dg_index reqov;         /* withdrawal_id -> dg_reqrec decided or paid
                                earlier in this batch */
     dg_buf problem;
     int decided_at;
@@ -72,6 +94,37 @@ static void make_decoders(dg_pipeline *p)
     }
 }
 
+static void make_plans(dg_pipeline *p)
+{
+    const struct dg_ruleset *rs = p->rs;
+    for (int t = 0; t < DG_EV_NTYPES; t++) {
+        struct tplan *tp = &p->tplan[t];
+        free(tp->steps);
+        tp->nsteps = rs->ntouch[t];
+        tp->steps = dg_xcalloc(tp->nsteps + 1, sizeof(*tp->steps));
+        for (size_t i = 0; i < tp->nsteps; i++) {
+            struct tstep *st = &tp->steps[i];
+            const struct dg_window *w = &rs->windows[rs->touch[t][i]];
+            st->w = w;
+            st->win = rs->touch[t][i];
+            st->filter = w->filter;
+            st->field = w->field;
+            st->read = rs->reads[t][st->win];
+            st->adds = (w->on_mask & DG_EV_BIT(t)) != 0;
+            st->numeric = (w->agg->need & (DG_NEED_SUM | DG_NEED_MAX | DG_NEED_MIN)) != 0;
+            st->distinct = (w->agg->need & DG_NEED_DISTINCT) != 0;
+            st->keysrc = -1;
+            for (size_t j = 0; j < i; j++)
+                if (rs->windows[rs->touch[t][j]].keyset_hash == w->keyset_hash) {
+                    st->keysrc = (int16_t)j;
+                    break;
+                }
+        }
+        for (int sc = 0; sc < DG_NSCOPES; sc++)
+            tp->scope_field[sc] = (int8_t)(sc == DG_SCOPE_GLOBAL ? -1 : dg_scope_field(sc, t));
+    }
+}
+
 dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, size_t batch,
                              int decided_at)
 {
@@ -85,8 +138,9 @@ dg_pipeline *dg_pipeline_new(const struct dg_ruleset *rs, struct dg_state *st, s
     p->decided_at = decided_at;
     p->rnd = (uint64_t)(uintptr_t)p ^ (uint64_t)time(NULL);
     dg_arena_init(&p->arena, 64 * 1024);
-    dg_hmap_init(&p->reqov);
+    dg_index_init(&p->reqov);
     make_decoders(p);
+    make_plans(p);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
     p->stats.hits = dg_xcalloc(rs->nrules + 1, sizeof(uint64_t));
     return p;
@@ -106,7 +160,9 @@ void dg_pipeline_free(dg_pipeline *p)
     free(p->win);
     free(p->stats.hits);
     dg_arena_free(&p->arena);
-    dg_hmap_free(&p->reqov);
+    dg_index_free(&p->reqov);
+    for (int t = 0; t < DG_EV_NTYPES; t++)
+        free(p->tplan[t].steps);
     dg_buf_free(&p->problem);
     dg_signer_free(p->signer);
     free(p);
@@ -118,6 +174,7 @@ int dg_pipeline_set_rules(dg_pipeline *p, const struct dg_ruleset *rs)
         return -1;
     p->rs = rs;
     make_decoders(p);
+    make_plans(p);
     free(p->win);
     p->win = dg_xcalloc(rs->nwindows + 1, sizeof(*p->win));
     free(p->stats.hits);
@@ -152,45 +209,60 @@ static dg_value field_value(const struct dg_ref *r, const struct dg_event *ev)
     return dg_none();
 }
 
-/* The plan of one valid event: its window ops and scope keys. */
+/* The plan of one valid event: its window ops and scope keys. Windows
+ * keyed by the same fields share one key (and the state backend sees the
+ * same pointer, which it may use to share a lookup). */
 static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
 {
     const struct dg_ruleset *rs = p->rs;
     const struct dg_event *ev = &s->ev;
     int t = ev->type;
+    const struct tplan *tp = &p->tplan[t];
     struct dg_eval_ctx cx = {ev, NULL, rs->listv};
+    size_t nt = tp->nsteps;
+    const char **keys = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*keys)) : NULL;
+    uint32_t *klens = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*klens)) : NULL;
 
     memset(it, 0, sizeof(*it));
     it->event_id = ev->f[DG_F_EVENT_ID].u.s;
     it->event_id_len = ev->f[DG_F_EVENT_ID].len;
     it->ts = ev->ts_ms;
     it->decidable = 1;
-    it->ops = rs->ntouch[t] ? dg_arena_alloc(&p->arena, rs->ntouch[t] * sizeof(*it->ops)) : NULL;
-    for (size_t i = 0; i < rs->ntouch[t]; i++) {
-        const struct dg_window *w = &rs->windows[rs->touch[t][i]];
+    it->ops = nt ? dg_arena_alloc(&p->arena, nt * sizeof(*it->ops)) : NULL;
+    for (size_t i = 0; i < nt; i++) {
+        const struct tstep *st = &tp->steps[i];
         struct dg_winop *op = &it->ops[it->nops];
-        uint32_t klen;
-        const char *key = dg_window_key(w, ev, &p->arena, &klen);
-        if (!key)
+        if (st->keysrc >= 0) {
+            keys[i] = keys[st->keysrc];
+            klens[i] = klens[st->keysrc];
+        } else {
+            keys[i] = dg_window_key(st->w, ev, &p->arena, &klens[i]);
+        }
+        if (!keys[i])
             continue; /* no key: not counted, and reads as missing */
-        memset(op, 0, sizeof(*op));
-        op->win = rs->touch[t][i];
-        op->key = key;
-        op->keylen = klen;
-        op->read = rs->reads[t][op->win];
-        if (w->on_mask & DG_EV_BIT(t)) {
-            dg_value v = w->field.kind ? field_value(&w->field, ev) : dg_none();
-            int ok = !w->field.kind || v.t != DG_T_NONE;
-            if (ok && (w->agg->need & (DG_NEED_SUM | DG_NEED_MAX | DG_NEED_MIN)))
+        /* every input field; raw is the backend's to fill */
+        op->win = st->win;
+        op->add = 0;
+        op->read = st->read;
+        op->key = keys[i];
+        op->keylen = klens[i];
+        op->fp = 0;
+        op->vhash = 0;
+        op->val = dg_none();
+        op->raw.self = 0;
+        if (st->adds) {
+            dg_value v = st->field.kind ? field_value(&st->field, ev) : dg_none();
+            int ok = !st->field.kind || v.t != DG_T_NONE;
+            if (ok && st->numeric)
                 ok = v.t == DG_T_NUM; /* event.x that is not a number */
-            if (ok && w->filter)
-                ok = dg_expr_true(w->filter, &cx);
+            if (ok && st->filter)
+                ok = dg_expr_true(st->filter, &cx);
             if (ok) {
                 op->add = 1;
                 op->val = v;
                 if (v.t == DG_T_NUM)
                     op->fp = dg_fixed(v.u.n);
-                if (w->agg->need & DG_NEED_DISTINCT)
+                if (st->distinct)
                     op->vhash = dg_value_hash(&v);
             }
         }
@@ -211,7 +283,7 @@ static void plan(dg_pipeline *p, struct slot *s, struct dg_item *it)
             it->scope_len[sc] = 1;
             continue;
         }
-        int f = dg_scope_field(sc, t);
+        int f = tp->scope_field[sc];
         if (f >= 0 && ev->f[f].t == DG_T_STR) {
             it->scope_key[sc] = ev->f[f].u.s;
             it->scope_len[sc] = ev->f[f].len;
@@ -311,6 +383,17 @@ size_t dg_pipeline_push(dg_pipeline *p, const char *buf, size_t len, void *tag)
     return ++p->n;
 }
 
+/* Placed earlier in this batch already? (A wallet frozen by one outflow
+ * is frozen again by the next: the list keeps each scope key once, so
+ * frozen_in_batch() stays short.) */
+static int placed_before(const dg_pipeline *p, int scope, const char *key, uint32_t len)
+{
+    for (size_t i = 0; i < p->nplaced; i++)
+        if (p->placed[i].scope == scope && p->placed[i].len == len && !memcmp(p->placed[i].key, key, len))
+            return 1;
+    return 0;
+}
+
 static int frozen_in_batch(const dg_pipeline *p, const struct dg_item *it)
 {
     uint32_t mask = 0;
@@ -330,20 +413,42 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
+static struct dg_islot *reqov_find(dg_pipeline *p, uint64_t h, const char *id, size_t len)
+{
+    size_t mask = p->reqov.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct dg_islot *s = &p->reqov.slot[i];
+        if (!s->h)
+            return s;
+        if (s->h == h) {
+            const struct dg_reqrec *r = s->p;
+            if (r->idlen == len && !memcmp(r->id, id, len))
+                return s;
+        }
+    }
+}
+
 /* The record of withdrawal id as this batch sees it: decided or paid
  * earlier in the batch, else as the backend had it. */
 static const struct dg_reqrec *req_lookup(dg_pipeline *p, const struct dg_item *it, size_t k)
 {
     const char *id = it->req_ids[k];
-    const struct dg_reqrec *r = dg_hmap_get(&p->reqov, id, strlen(id));
-    return r ? r : it->reqs ? it->reqs[k] : NULL;
+    size_t len = strlen(id);
+    const struct dg_islot *s = p->reqov.n ? reqov_find(p, dg_index_hash(id, len, 0), id, len) : NULL;
+    return s && s->h ? s->p : it->reqs ? it->reqs[k] : NULL;
 }
 
+/* Note a record this batch writes (its id lives as long as the batch). */
 static struct dg_reqrec *req_write(dg_pipeline *p, struct dg_item *it, const struct dg_reqrec *from)
 {
     struct dg_reqrec *r = dg_arena_alloc(&p->arena, sizeof(*r));
     *r = *from;
-    dg_hmap_put(&p->reqov, r->id, r->idlen, r);
+    uint64_t h = dg_index_hash(r->id, r->idlen, 0);
+    struct dg_islot *s = reqov_find(p, h, r->id, r->idlen);
+    if (s->h)
+        s->p = r;
+    else
+        dg_index_insert(&p->reqov, s, h, r);
     if (!it->writes)
         it->writes = dg_arena_alloc(&p->arena, (it->nreq_ids ? it->nreq_ids : 1) * sizeof(*it->writes));
     it->writes[it->nwrites++] = r;
@@ -437,7 +542,7 @@ static void judge(dg_pipeline *p, struct slot *s, struct dg_item *it, const char
                 break;
             }
         for (int sc = 0; sc < DG_NSCOPES; sc++)
-            if (d->placed & (1u << sc)) {
+            if ((d->placed & (1u << sc)) && !placed_before(p, sc, it->scope_key[sc], it->scope_len[sc])) {
                 struct placed *pl = &p->placed[p->nplaced++];
                 pl->scope = sc;
                 pl->key = it->scope_key[sc];
@@ -492,8 +597,7 @@ static int decide(dg_pipeline *p, const char *dat, int send)
     if (p->nitems && p->st->ops->apply(p->st, p->rs, p->items, p->nitems, &p->arena) != 0)
         return -1;
     p->nplaced = 0;
-    dg_hmap_free(&p->reqov); /* what earlier attempts at this batch noted */
-    dg_hmap_init(&p->reqov);
+    dg_index_clear(&p->reqov); /* what earlier batches or attempts noted */
     for (size_t i = 0; i < p->n; i++) {
         struct slot *s = &p->slots[i];
         if (!s->valid)

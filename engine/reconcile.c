@@ -17,7 +17,7 @@ int64_t dg_amount8(double v)
         return 0;
     if (v >= 9.2e10)
         return (int64_t)9.2e18;
-    return (int64_t)llround(v * 1e8);
+    return dg_round(v * 1e8); /* llround: 0 < v * 1e8 < 9.2e18 */
 }
 
 static void put(dg_buf *b, uint64_t v, int bytes)

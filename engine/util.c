@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static uint64_t fmix64(uint64_t k)
 {
@@ -38,9 +42,17 @@ uint64_t dg_hash64(const void *data, size_t len, uint64_t seed)
 
 static void hex64(uint64_t v, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = hex[v & 15];
+    static const char pairs[] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    for (int i = 14; i >= 0; i -= 2, v >>= 8)
+        memcpy(out + i, pairs + 2 * (v & 0xff), 2);
 }
 
 void dg_hash128_hex(const void *data, size_t len, char out[33])
@@ -95,6 +107,20 @@ char *dg_xstrndup(const char *s, size_t n)
 char *dg_xstrdup(const char *s)
 {
     return dg_xstrndup(s, strlen(s));
+}
+
+void dg_advise_hugepages(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t from = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t to = ((uintptr_t)p + n) & ~(huge - 1);
+    if (to > from)
+        madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 /* ---- arena ---- */
@@ -235,55 +261,103 @@ static const unsigned char json_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
-void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
+/* A byte below 0x20, a '"' or a '\\' in w (8 bytes)? SWAR: exact on
+ * whether there is one, not on where (the caller then goes byte by byte). */
+static int json_word_needs_escape(uint64_t w)
+{
+    uint64_t lo = (w - 0x2020202020202020ULL) & ~w;
+    uint64_t q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
+    uint64_t bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
+    return ((lo | q | bs) & 0x8080808080808080ULL) != 0;
+}
+
+#ifdef __SSE2__
+/* bit k set: s[k] of these 16 bytes needs escaping */
+static unsigned json_block_mask(const char *s)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    /* unsigned v <= 0x1f: min(v, 0x1f) == v */
+    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                               _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
+/* Bytes from s[i] on that need no escaping: the common case is a whole
+ * string of them, checked 16 bytes a step, the last (partial) block by
+ * loading the string's last 16 bytes again; shorter strings in words. */
+static size_t json_plain_run(const char *s, size_t i, size_t n)
+{
+#ifdef __SSE2__
+    if (n - i >= 16) {
+        for (; i + 16 <= n; i += 16) {
+            unsigned m = json_block_mask(s + i);
+            if (m)
+                return i + (size_t)__builtin_ctz(m);
+        }
+        if (i == n)
+            return n;
+        unsigned m = json_block_mask(s + n - 16) >> (16 - (n - i)); /* bytes i.. only */
+        return m ? i + (size_t)__builtin_ctz(m) : n;
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (json_word_needs_escape(w))
+            break;
+    }
+    if (i + 8 > n && n >= 8 && i < n) { /* the last 1..7 bytes, in one word */
+        uint64_t w;
+        unsigned sh = 8 * (unsigned)(8 - (n - i)); /* bytes before i: replaced by 'x' */
+        memcpy(&w, s + n - 8, 8);
+        if (!json_word_needs_escape(w >> sh | 0x7878787878787878ULL << (64 - sh)))
+            return n;
+    }
+    while (i < n && !json_esc[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
+char *dg_json_str_put(char *p, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i = 0, run = 0;
 
-    /* the common case: nothing to escape, one copy. Eight bytes a step:
-     * a byte below 0x20, a '"' or a '\\' stops the word loop. */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w, lo, q, bs;
-        memcpy(&w, s + i, 8);
-        lo = (w - 0x2020202020202020ULL) & ~w;
-        q = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
-        bs = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
-        if ((lo | q | bs) & 0x8080808080808080ULL)
+    *p++ = '"';
+    for (;;) {
+        i = json_plain_run(s, i, n);
+        memcpy(p, s + run, i - run);
+        p += i - run;
+        if (i == n)
             break;
-    }
-    while (i < n && !json_esc[(unsigned char)s[i]])
-        i++;
-    if (i == n) {
-        dg_buf_reserve(b, n + 2);
-        b->data[b->len] = '"';
-        memcpy(b->data + b->len + 1, s, n);
-        b->data[b->len + 1 + n] = '"';
-        b->len += n + 2;
-        b->data[b->len] = '\0';
-        return;
-    }
-    dg_buf_reserve(b, n + 2);
-    b->data[b->len++] = '"';
-    for (; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!json_esc[c])
-            continue;
-        dg_buf_append(b, s + run, i - run);
-        run = i + 1;
+        unsigned char c = (unsigned char)s[i++];
+        run = i;
+        *p++ = '\\';
         switch (c) {
-        case '"': dg_buf_append(b, "\\\"", 2); break;
-        case '\\': dg_buf_append(b, "\\\\", 2); break;
-        case '\n': dg_buf_append(b, "\\n", 2); break;
-        case '\r': dg_buf_append(b, "\\r", 2); break;
-        case '\t': dg_buf_append(b, "\\t", 2); break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            dg_buf_append(b, e, 6);
-        }
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        default:
+            memcpy(p, "u00", 3);
+            p[3] = hex[c >> 4];
+            p[4] = hex[c & 15];
+            p += 5;
         }
     }
-    dg_buf_append(b, s + run, n - run);
-    dg_buf_putc(b, '"');
+    *p++ = '"';
+    return p;
+}
+
+void dg_buf_json_str(dg_buf *b, const char *s, size_t n)
+{
+    dg_buf_reserve(b, DG_JSON_STR_MAX(n));
+    b->len = (size_t)(dg_json_str_put(b->data + b->len, s, n) - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dg_buf_free(dg_buf *b)

@@ -18,6 +18,15 @@ uint64_t dg_hash64(const void *data, size_t len, uint64_t seed);
 /* Lowercase hex of a 128-bit hash of data (33 bytes with the NUL). */
 void dg_hash128_hex(const void *data, size_t len, char out[33]);
 
+/* llround(x) (halves away from zero) for |x| < 9.2e18, without the libm
+ * call: the cast truncates, and x minus its integer part is exact. */
+static inline int64_t dg_round(double x)
+{
+    int64_t i = (int64_t)x;
+    double f = x - (double)i;
+    return f >= 0.5 ? i + 1 : f <= -0.5 ? i - 1 : i;
+}
+
 /* ---- arena: bump allocator, freed all at once ---- */
 typedef struct dg_arena_block dg_arena_block;
 typedef struct dg_arena {
@@ -59,6 +68,13 @@ void dg_buf_printf(dg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal, quotes included. */
 void dg_buf_json_str(dg_buf *b, const char *s, size_t n);
+/* The most bytes a JSON string literal of n input bytes takes: every byte
+ * may become a \u00XX escape, plus the quotes. */
+#define DG_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+/* Write s as a JSON string literal at p, which has room for
+ * DG_JSON_STR_MAX(n) bytes (no NUL is written); returns the end. The same
+ * escapes as dg_buf_json_str: for encoders that size their output once. */
+char *dg_json_str_put(char *p, const char *s, size_t n);
 void dg_buf_free(dg_buf *b);
 
 /* ---- allocation that never returns NULL (we abort: a detector that
@@ -68,6 +84,11 @@ void *dg_xcalloc(size_t n, size_t size);
 void *dg_xrealloc(void *p, size_t n);
 char *dg_xstrdup(const char *s);
 char *dg_xstrndup(const char *s, size_t n);
+
+/* Ask for transparent huge pages for the 2 MB-aligned part of
+ * [p, p + n): for large tables read at random, where 4 KB pages would
+ * also miss the TLB. A hint: no effect where THP is off or unsupported. */
+void dg_advise_hugepages(void *p, size_t n);
 
 /* ---- time ---- */
 /* Parse an RFC 3339 timestamp ("2019-05-07T17:15:24.123Z"; offsets allowed,

@@ -37,7 +37,7 @@ int64_t dg_fixed(double v)
         return (int64_t)(FP_LIMIT * DG_FP_SCALE);
     if (v <= -FP_LIMIT)
         return -(int64_t)(FP_LIMIT * DG_FP_SCALE);
-    return (int64_t)llround(v * DG_FP_SCALE);
+    return dg_round(v * DG_FP_SCALE); /* |v * 1e6| < 9.2e18 */
 }
 
 double dg_unfixed(int64_t fp)
@@ -102,6 +102,13 @@ const char *dg_window_key(const struct dg_window *w, const struct dg_event *ev,
     char tmp[DG_MAX_KEYS][48];
     const char *parts[DG_MAX_KEYS];
     size_t lens[DG_MAX_KEYS], total = 0;
+
+    /* the common case, once per event and key set: one string field, whose
+     * bytes are the key */
+    if (w->nkeys == 1 && w->keys[0].kind == DG_REF_FIELD && ev->f[w->keys[0].index].t == DG_T_STR) {
+        *len = ev->f[w->keys[0].index].len;
+        return ev->f[w->keys[0].index].u.s;
+    }
 
     for (int k = 0; k < w->nkeys; k++) {
         dg_value v = ref_value(&w->keys[k], ev);

@@ -31,12 +31,35 @@ void dg_wstate_release(struct dg_wstate *k)
 {
     free(k->b);
     free(k->last_str);
-    free(k->dh);
-    free(k->di);
+    free(k->d);
     k->b = NULL;
     k->last_str = NULL;
-    k->dh = NULL;
-    k->di = NULL;
+    k->d = NULL;
+}
+
+/* Distinct maps up to this many slots survive dg_wstate_clear; a larger
+ * one goes, so that one busy spell does not hold memory for ever. */
+#define KEEP_DISTINCT_SLOTS 64
+
+void dg_wstate_clear(struct dg_wstate *k)
+{
+    struct dg_bucket *b = k->b;
+    uint32_t capb = k->capb, dcap = k->dcap;
+    struct dg_dslot *d = k->d;
+
+    free(k->last_str);
+    if (dcap > KEEP_DISTINCT_SLOTS) {
+        free(d);
+        d = NULL;
+        dcap = 0;
+    } else if (d) {
+        memset(d, 0, dcap * sizeof(*d)); /* h 0: an empty slot */
+    }
+    dg_wstate_init(k);
+    k->b = b;
+    k->capb = capb;
+    k->d = d;
+    k->dcap = dcap;
 }
 
 static struct dg_bucket *find_bucket(struct dg_wstate *k, int64_t idx)
@@ -51,19 +74,20 @@ static struct dg_bucket *find_bucket(struct dg_wstate *k, int64_t idx)
 
 static struct dg_bucket *get_bucket(struct dg_wstate *k, int64_t idx)
 {
-    struct dg_bucket *b = find_bucket(k, idx);
-    uint32_t pos;
+    uint32_t pos = k->nb;
+    struct dg_bucket *b;
 
-    if (b)
-        return b;
+    /* new events land in the newest bucket, or a new one after it */
+    while (pos > 0 && k->b[pos - 1].idx > idx)
+        pos--;
+    if (pos > 0 && k->b[pos - 1].idx == idx)
+        return &k->b[pos - 1];
     if (k->nb == k->capb) {
         k->capb = k->capb ? k->capb * 2 : 4;
         k->b = dg_xrealloc(k->b, k->capb * sizeof(*k->b));
     }
-    pos = k->nb;
-    while (pos > 0 && k->b[pos - 1].idx > idx)
-        pos--;
-    memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
+    if (pos < k->nb)
+        memmove(&k->b[pos + 1], &k->b[pos], (k->nb - pos) * sizeof(*k->b));
     k->nb++;
     b = &k->b[pos];
     memset(b, 0, sizeof(*b));
@@ -85,7 +109,8 @@ static void advance(struct dg_wstate *k, int64_t head, int64_t nbuckets)
         drop++;
     }
     if (drop) {
-        memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
+        if (drop < k->nb)
+            memmove(k->b, k->b + drop, (k->nb - drop) * sizeof(*k->b));
         k->nb -= drop;
     }
 }
@@ -101,9 +126,9 @@ static int64_t dfind(const struct dg_wstate *k, uint64_t h, uint32_t *slot)
 {
     uint32_t mask = k->dcap - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-        if (!k->dh[i] || k->dh[i] == h) {
+        if (!k->d[i].h || k->d[i].h == h) {
             *slot = i;
-            return k->dh[i] ? k->di[i] : INT64_MIN;
+            return k->d[i].h ? k->d[i].b : INT64_MIN;
         }
     }
 }
@@ -111,35 +136,31 @@ static int64_t dfind(const struct dg_wstate *k, uint64_t h, uint32_t *slot)
 /* Rebuild the map keeping only live values; doubles it when still full. */
 static void drehash(struct dg_wstate *k, int64_t lo)
 {
-    uint64_t *oh = k->dh;
-    int64_t *oi = k->di;
+    struct dg_dslot *old = k->d;
     uint32_t ocap = k->dcap, live = 0;
 
     for (uint32_t i = 0; i < ocap; i++)
-        if (oh && oh[i] && oi[i] >= lo)
+        if (old && old[i].h && old[i].b >= lo)
             live++;
     k->dcap = 8;
     while (k->dcap < (live + 1) * 2)
         k->dcap *= 2;
-    k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
-    k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
+    k->d = dg_xcalloc(k->dcap, sizeof(*k->d));
     k->dn = 0;
     for (uint32_t i = 0; i < ocap; i++) {
-        if (!oh || !oh[i] || oi[i] < lo)
+        if (!old || !old[i].h || old[i].b < lo)
             continue;
         uint32_t s;
-        dfind(k, oh[i], &s);
-        k->dh[s] = oh[i];
-        k->di[s] = oi[i];
+        dfind(k, old[i].h, &s);
+        k->d[s] = old[i];
         k->dn++;
     }
-    free(oh);
-    free(oi);
+    free(old);
 }
 
 static int64_t local_get(struct dg_wstate *k, uint64_t h, int64_t lo, uint32_t *slot)
 {
-    if (!k->dh || (k->dn + 1) * 2 > k->dcap)
+    if (!k->d || (k->dn + 1) * 2 > k->dcap)
         drehash(k, lo);
     return dfind(k, h, slot);
 }
@@ -161,7 +182,7 @@ static void distinct_add(struct dg_wstate *k, uint64_t h, int64_t b, int64_t lo,
             if (ds)
                 ds->set(ds->ud, h, b);
             else
-                k->di[slot] = b;
+                k->d[slot].b = b;
         }
         return;
     }
@@ -170,10 +191,10 @@ static void distinct_add(struct dg_wstate *k, uint64_t h, int64_t b, int64_t lo,
         ds->set(ds->ud, h, b);
     } else {
         if (a == INT64_MIN) {
-            k->dh[slot] = h;
+            k->d[slot].h = h;
             k->dn++;
         }
-        k->di[slot] = b;
+        k->d[slot].b = b;
     }
     get_bucket(k, b)->dcount++;
     k->dtotal++;
@@ -282,12 +303,10 @@ void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
 {
     int64_t lo = k->head - w->nbuckets;
     for (uint32_t i = 0; i < k->dcap; i++)
-        if (k->dh && k->dh[i] && k->di[i] >= lo)
-            fn(ud, k->dh[i], k->di[i]);
-    free(k->dh);
-    free(k->di);
-    k->dh = NULL;
-    k->di = NULL;
+        if (k->d && k->d[i].h && k->d[i].b >= lo)
+            fn(ud, k->d[i].h, k->d[i].b);
+    free(k->d);
+    k->d = NULL;
     k->dn = k->dcap = 0;
     k->ext = 1;
 }
@@ -355,9 +374,9 @@ void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
     put64(out, (uint64_t)k->ext);
     put64(out, k->ext ? 0 : k->dn);
     for (uint32_t i = 0; !k->ext && i < k->dcap; i++)
-        if (k->dh && k->dh[i]) {
-            put64(out, k->dh[i]);
-            put64(out, (uint64_t)k->di[i]);
+        if (k->d && k->d[i].h) {
+            put64(out, k->d[i].h);
+            put64(out, (uint64_t)k->d[i].b);
         }
     put64(out, k->nb);
     for (uint32_t i = 0; i < k->nb; i++) {
@@ -438,8 +457,7 @@ int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
             k->dcap = 8;
             while (k->dcap < (dn + 1) * 2)
                 k->dcap *= 2;
-            k->dh = dg_xcalloc(k->dcap, sizeof(uint64_t));
-            k->di = dg_xcalloc(k->dcap, sizeof(int64_t));
+            k->d = dg_xcalloc(k->dcap, sizeof(*k->d));
             for (uint64_t i = 0; i < dn; i++) {
                 uint64_t h = 0, b = 0;
                 uint32_t slot;
@@ -449,8 +467,8 @@ int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
                     dg_wstate_release(k);
                     return -1;
                 }
-                k->dh[slot] = h;
-                k->di[slot] = (int64_t)b;
+                k->d[slot].h = h;
+                k->d[slot].b = (int64_t)b;
                 k->dn++;
             }
         }

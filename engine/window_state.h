@@ -17,22 +17,29 @@ struct dg_bucket {
     int64_t idx, count, sum, max, min, dcount;
 };
 
+struct dg_dslot {
+    uint64_t h;            /* the value's hash | 1; 0: an empty slot */
+    int64_t b;             /* the latest bucket it was seen in */
+};
+
+/* Field order follows use: what adding and reading touch comes first
+ * (the first 80 bytes), the rarer last() state after it. */
 struct dg_wstate {
     int64_t head;          /* highest bucket index that touched the key */
     int64_t last_touch;    /* event time of the latest touch */
     uint32_t nb, capb;
     struct dg_bucket *b;   /* live buckets, sorted by idx */
     int64_t count, sum, dtotal;
+    /* distinct(), in the state: value hash -> latest bucket idx, an
+     * open-addressing map of (hash, idx) pairs, so a probe reads one line */
+    struct dg_dslot *d;
+    uint32_t dn, dcap;
+    int ext;               /* distinct values are kept elsewhere (a backend's
+                              store, given to touch); dh/di unused */
     int has_last;
     int64_t last_ts;
     dg_value last;
     char *last_str;        /* storage for a string last value */
-    /* distinct(), in the state: value hash -> latest bucket idx */
-    uint64_t *dh;
-    int64_t *di;
-    uint32_t dn, dcap;
-    int ext;               /* distinct values are kept elsewhere (a backend's
-                              store, given to touch); dh/di unused */
 };
 
 /* How many distinct values a state keeps itself before a backend with an
@@ -50,6 +57,10 @@ struct dg_distinct_store {
 void dg_wstate_init(struct dg_wstate *k);
 /* Free what the state owns (not k itself). */
 void dg_wstate_release(struct dg_wstate *k);
+/* Forget everything, as release + init would, but keep the bucket array
+ * and a small distinct map for the next events: a state that expires and
+ * comes back costs no malloc. */
+void dg_wstate_clear(struct dg_wstate *k);
 
 /* Add op's event (op->add) and/or read the window (op->read, into
  * op->raw) at event time t. *late is set when the event is too old for the

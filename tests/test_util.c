@@ -1,6 +1,6 @@
 /*
- * test_util.c - engine/util.c: JSON string escaping (with its word-at-a-time
- * scan), the arena's inline fast path, hashes.
+ * test_util.c - engine/util.c: JSON string escaping (with its 16- or
+ * 8-bytes-a-step scan), the arena's inline fast path, hashes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -53,6 +53,32 @@ START_TEST(json_escape_every_position)
 }
 END_TEST
 
+/* every byte value, alone and in pairs, at each position of a 16-byte
+ * block and across block edges (the scan goes 16 bytes a step); the writer
+ * encoders use directly writes exactly what dg_buf_json_str appends */
+START_TEST(json_escape_every_byte)
+{
+    char s[48];
+    char out[DG_JSON_STR_MAX(sizeof s)];
+    for (int c = 0; c < 256; c++)
+        for (size_t len = 1; len <= sizeof s; len++)
+            for (size_t pos = 0; pos < len; pos++) {
+                dg_buf got = {0}, want = {0};
+                memset(s, 'x', len);
+                s[pos] = (char)c;
+                s[len - 1 - pos / 2] = (char)(255 - c);
+                dg_buf_json_str(&got, s, len);
+                ref_escape(s, len, &want);
+                ck_assert_msg(got.len == want.len && !memcmp(got.data, want.data, got.len),
+                              "len %zu pos %zu byte 0x%02x", len, pos, c);
+                size_t n = (size_t)(dg_json_str_put(out, s, len) - out);
+                ck_assert(n == want.len && !memcmp(out, want.data, n));
+                dg_buf_free(&got);
+                dg_buf_free(&want);
+            }
+}
+END_TEST
+
 START_TEST(json_escape_utf8_passes_through)
 {
     dg_buf b = {0};
@@ -99,6 +125,7 @@ int main(void)
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, json_escape_every_position);
+    tcase_add_test(tc, json_escape_every_byte);
     tcase_add_test(tc, json_escape_utf8_passes_through);
     tcase_add_test(tc, arena_fast_and_slow_paths);
     tcase_add_test(tc, hash128_stable);

@@ -545,6 +545,57 @@ static const char expiry_rules[] =
     "rules:\n  - id: r\n    on: withdrawal.requested\n"
     "    when: a1 + a2 + a3 + a4 > 0 and not a5 and ts - a6 < 1h\n    action: review\n";
 
+/* A rule reload keeps the state of unchanged windows; new windows keyed
+ * by the same fields start empty, in the same group (which grows). */
+START_TEST(reload_keeps_unchanged_windows)
+{
+    static const char before[] =
+        "windows:\n"
+        "  cnt:   {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: count}\n"
+        "  total: {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: sum(amount_usd)}\n"
+        "rules:\n  - id: show\n    on: withdrawal.requested\n    when: true\n    action: allow\n"
+        "    reason: \"cnt={cnt} total={total}\"\n";
+    static const char after[] =
+        "windows:\n"
+        "  fresh: {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: count}\n"
+        "  total: {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: sum(amount_usd)}\n"
+        "  top:   {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: max(amount_usd)}\n"
+        "  cnt:   {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: count}\n"
+        "  dests: {on: withdrawal.requested, key: account_id, over: 10m, precision: 1m, agg: distinct(dest_address)}\n"
+        "rules:\n  - id: show\n    on: withdrawal.requested\n    when: true\n    action: allow\n"
+        "    reason: \"cnt={cnt} total={total} fresh={fresh} top={top} dests={dests}\"\n";
+    struct harness h;
+    struct dg_diag d = {0};
+    h_init(&h, before, 8, 24 * HOUR, HOUR);
+    one(&h, "r1", "A", "X", "5", B, NULL);
+    size_t i = one(&h, "r2", "A", "Y", "7", B + MIN, NULL);
+    FIELD_IS(&h, i, "cnt", "2");
+    FIELD_IS(&h, i, "total", "12");
+    struct dg_ruleset *rs2 = dg_ruleset_load_mem("w2.yaml", after, strlen(after), &d);
+    ck_assert_msg(rs2 != NULL, "rules: %s", d.n ? d.lines[0] : "?");
+    dg_diag_free(&d);
+    ck_assert_int_eq(dg_pipeline_set_rules(h.p, rs2), 0);
+    dg_ruleset_free(h.rs);
+    h.rs = rs2;
+    i = one(&h, "r3", "A", "Z", "1", B + 2 * MIN, NULL);
+    FIELD_IS(&h, i, "cnt", "3");
+    FIELD_IS(&h, i, "total", "13");
+    FIELD_IS(&h, i, "fresh", "1");
+    FIELD_IS(&h, i, "top", "1");
+    FIELD_IS(&h, i, "dests", "1");
+    i = one(&h, "r4", "A", "X", "2", B + 3 * MIN, NULL);
+    FIELD_IS(&h, i, "cnt", "4");
+    FIELD_IS(&h, i, "total", "15");
+    FIELD_IS(&h, i, "fresh", "2");
+    FIELD_IS(&h, i, "top", "2");
+    FIELD_IS(&h, i, "dests", "2");
+    struct dg_win_raw raw;
+    ck_assert_int_eq(dg_state_mem_peek(h.st, &rs2->windows[3], "A", 1, B + 3 * MIN, &raw), 0);
+    ck_assert_int_eq(raw.count, 4);
+    h_free(&h);
+}
+END_TEST
+
 START_TEST(idle_key_expiry)
 {
     struct harness h;
@@ -825,6 +876,7 @@ static Suite *window_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, duplicate_event_ids);
     tcase_add_test(tc, idle_key_expiry);
+    tcase_add_test(tc, reload_keeps_unchanged_windows);
     tcase_add_test(tc, dedupe_window_expiry);
     tcase_add_test(tc, freezes_hold_later_events);
     tcase_add_test(tc, batch_size_independent);
