@@ -129,7 +129,7 @@ dg_producer *dg_producer_new(const struct dg_config *cfg, const char *name, char
         /* a decision that cannot be delivered in 30 s is reported failed,
          * and `run` retries its batch instead of waiting five minutes */
         {(char *)"message.timeout.ms", (char *)"30000", 0, 0},
-        {(char *)"linger.ms", (char *)"1", 0, 0},
+        {(char *)"linger.ms", (char *)"0", 0, 0},
         {(char *)"log.connection.close", (char *)"false", 0, 0},
     };
     for (size_t i = 0; i < DG_ARRAY_LEN(defaults); i++)
