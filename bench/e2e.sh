@@ -25,7 +25,7 @@
 # (2000), E2E_SECONDS (20), E2E_PARTITIONS (32: the mock broker keeps about
 # 5 MiB per partition, and N events must all stay), BENCH_DATA (data dir),
 # E2E_CONSUMER_PROPS ("name=value ..." librdkafka consumer properties added
-# to the engine's configuration; default fetch.wait.max.ms=2, because the
+# to the engine's configuration; default fetch.wait.max.ms=1, because the
 # mock broker answers a fetch of an empty partition only when that wait is
 # over, where a real broker answers as soon as data arrives: with
 # librdkafka's default of 500 ms the latency figures measure the mock; the
@@ -145,7 +145,7 @@ kafka:
     heartbeat.interval.ms: 1000
 YAML
     local kv
-    for kv in ${E2E_CONSUMER_PROPS-fetch.wait.max.ms=2}; do
+    for kv in ${E2E_CONSUMER_PROPS-fetch.wait.max.ms=1}; do
         echo "    ${kv%%=*}: ${kv#*=}" >>"$T/$name.yaml"
     done
     ESTART=$(now_ns)

@@ -101,7 +101,7 @@ const char dg_usage_run[] =
     "  --decisions-topic T    default withdrawal-decisions\n"
     "  --dlq-topic T          default withdrawal-events-dlq\n"
     "  --batch N              most events per batch (default 500)\n"
-    "  --linger-ms N          longest wait to fill a batch (default 1)\n"
+    "  --linger-ms N          longest wait to fill a batch (default 0)\n"
     "  --max-future DUR       events stamped further ahead than this are invalid (10m)\n"
     "  --dedupe-window DUR    how long an event_id is remembered (default 24h)\n"
     "  --lateness DUR         how late an event may be and still see state (default 1h)\n"

@@ -570,7 +570,7 @@ struct dg_config *dg_config_new(void)
     c->decisions_topic = dg_xstrdup("withdrawal-decisions");
     c->dlq_topic = dg_xstrdup("withdrawal-events-dlq");
     c->batch = 500;
-    c->linger_ms = 1;
+    c->linger_ms = 0;
     c->max_future_ms = 10 * 60 * 1000;
     c->dedupe_ms = 24LL * 3600 * 1000;
     c->lateness_ms = 3600LL * 1000;
