@@ -52,6 +52,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1380,6 +1381,12 @@ int dg_cmd_run(int argc, char **argv)
                    dg_signer_kid(sg), dg_signer_keylen(sg));
         dg_pipeline_set_signer(k ? r.pre.p : r.p, sg);
     }
+    /* the state cache grows by many small entries and the batches churn
+     * through large buffers: keep freed memory in the heap instead of
+     * giving it back and faulting it in again */
+    mallopt(M_TOP_PAD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
     r.pre.msgs = dg_xcalloc(cfg->batch, sizeof(*r.pre.msgs));
     r.pre.first = dg_xcalloc(cfg->batch, sizeof(*r.pre.first));
