@@ -16,7 +16,10 @@
 #      round trips. ceiling = N / replay time; the table shows engine/ceiling;
 #   3. latency: BUILD_DIR/bench/e2e_latency offers events at a fixed rate to
 #      a running engine and measures, per event, decision received minus
-#      event produced: p50, p99, p99.9.
+#      event produced: p50, p99, p99.9, leaving out the first 5 s (the
+#      engine starts with nothing of Redis A's state cached, and a new
+#      group on the mock broker has been seen to stall ~3 s once after its
+#      first assignment).
 # Targets (issue 3): >= 40,000 events/s sustained, >= 0.8 of the ceiling,
 # p99 < 10 ms at 2,000 events/s offered. The machine is shared: the figures
 # are printed, never judged by the exit status (0 unless something broke).
@@ -263,7 +266,7 @@ engine lat "$T/a.sock" --input-topics lat-events --decisions-topic lat-decisions
 assigned lat
 sleep 1
 R3=$("$LAT" --brokers "$BROKER" --input "$T/latency.jsonl" --rate "$RATE" --seconds "$SECS" \
-    --events-topic lat-events --decisions-topic lat-decisions --warmup 2 --drain 10 --tag "lat$$" 2>"$T/lat-client.err") ||
+    --events-topic lat-events --decisions-topic lat-decisions --warmup 5 --drain 10 --tag "lat$$" 2>"$T/lat-client.err") ||
     { tail_log "$T/lat-client.err"; die "e2e_latency failed"; }
 stop "$EPID" || { tail_log "$T/lat.err"; die "lat: drainguard run did not exit 0 on SIGTERM"; }
 sed 's/^/  /' "$T/lat-client.err"
