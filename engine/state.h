@@ -95,8 +95,12 @@ struct dg_state_ops {
     int (*peek)(struct dg_state *st, const struct dg_window *w, const char *key, size_t keylen,
                 int64_t at_ms, dg_arena *arena, struct dg_win_raw *out);
     /* commit() in two halves (NULL: commit() only): send starts it and
-     * returns, recv waits for its outcome; between the two the caller may
-     * do anything but call this backend. Same results as commit(). */
+     * returns, recv (with the same items) waits for its outcome; same
+     * results as commit(). Between the two the caller may apply() and send
+     * one more batch, built on the first one's changes (or get
+     * DG_STATE_BUSY: finish the first, then apply again); outcomes are
+     * then received in the order the batches were sent, and a failure of
+     * the first fails the second, to be decided again after it. */
     int (*commit_send)(struct dg_state *st, struct dg_item *items, size_t n);
     int (*commit_recv)(struct dg_state *st, struct dg_item *items, size_t n);
 };
