@@ -191,27 +191,25 @@ struct loader {
     struct run *r;
 };
 
+/* Messages read together, decoded into their own pipeline. */
+struct batch {
+    dg_pipeline *p;
+    struct dg_msg *msgs;
+    size_t n;
+    struct dg_tp *first, *next; /* per partition: first offset, last + 1 */
+    size_t nparts;
+    int started;                /* its commit is on its way */
+};
+
 struct run {
     struct dg_config *cfg;
     struct dg_ruleset *rs;      /* the running rule set (engine thread) */
     struct dg_state *st;
-    dg_pipeline *p;
     dg_consumer *src;
     dg_producer *out;
-    struct dg_msg *msgs;        /* the batch in hand */
-    size_t n;
-    struct dg_tp *first, *next; /* per partition of the batch: first offset, last + 1 */
-    size_t nparts;
-    struct pre {                /* the next batch, read and decoded early */
-        dg_pipeline *p;
-        struct dg_msg *msgs;
-        size_t n;
-        struct dg_tp *first, *next;
-        size_t nparts;
-    } pre;
+    struct batch cur;           /* the batch in hand */
+    struct batch pre;           /* the next one, read and decoded early */
     int drop_pre;               /* revocation: read the prefetched batch again */
-    int pre_started;            /* the prefetched batch's commit is on its way too */
-    int started;                /* the batch in hand's commit is on its way */
     struct flight fl[MAX_FLIGHTS]; /* ring, oldest at fl_head */
     size_t fl_head, fl_n;
     struct dg_tp *rewind;       /* where a failed delivery sends partitions back */
@@ -344,9 +342,9 @@ static void tally_reset(struct run *r)
     t->hits = hits;
     t->nhits = nhits;
     t->dec_ts = dec_ts;
-    t->n = r->n;
+    t->n = r->cur.n;
     memset(hits, 0, nhits * sizeof(*hits));
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->cur.n; i++)
         dec_ts[i] = -2;
 }
 
@@ -717,7 +715,7 @@ static void swap_rules(struct run *r)
     if (!rs)
         return;
     retire(r, RETIRE_ALL); /* their figures name the running set's rules */
-    if (r->pre.n || dg_pipeline_set_rules(r->p, rs) != 0 || dg_pipeline_set_rules(r->pre.p, rs) != 0) {
+    if (r->pre.n || dg_pipeline_set_rules(r->cur.p, rs) != 0 || dg_pipeline_set_rules(r->pre.p, rs) != 0) {
         pthread_mutex_lock(&ld->lock); /* a batch is pending: next time */
         if (!ld->ready)
             ld->ready = rs;
@@ -800,7 +798,7 @@ static int emit(void *ud, const struct dg_output *o)
 {
     struct run *r = ud;
     size_t idx = (uintptr_t)o->tag;
-    const struct dg_msg *m = &r->msgs[idx];
+    const struct dg_msg *m = &r->cur.msgs[idx];
 
     if (o->reject) {
         char src[320];
@@ -858,9 +856,9 @@ static void on_revoke(void *ud, const struct dg_tp *tps, size_t n)
         r->drop_pre = 1;
     if (!r->waiting)
         return;
-    for (size_t i = 0; i < r->nparts; i++)
+    for (size_t i = 0; i < r->cur.nparts; i++)
         for (size_t j = 0; j < n; j++)
-            if (r->first[i].partition == tps[j].partition && !strcmp(r->first[i].topic, tps[j].topic))
+            if (r->cur.first[i].partition == tps[j].partition && !strcmp(r->cur.first[i].topic, tps[j].topic))
                 r->revoked = 1;
 }
 
@@ -903,7 +901,7 @@ static size_t index_msgs(struct run *r, const struct dg_msg *msgs, size_t n, str
 
 static void index_batch(struct run *r)
 {
-    r->nparts = index_msgs(r, r->msgs, r->n, r->first, r->next);
+    r->cur.nparts = index_msgs(r, r->cur.msgs, r->cur.n, r->cur.first, r->cur.next);
 }
 
 static void push_all(dg_pipeline *p, const struct dg_msg *msgs, size_t n)
@@ -916,7 +914,7 @@ static void push_all(dg_pipeline *p, const struct dg_msg *msgs, size_t n)
  * it into the second pipeline (no waiting). */
 static void prefetch(struct run *r)
 {
-    struct pre *b = &r->pre;
+    struct batch *b = &r->pre;
     if (b->n || stop_requested || r->nrewind || dg_consumer_paused(r->src))
         return;
     ssize_t n = dg_consumer_poll(r->src, b->msgs, r->cfg->batch, 0, 0);
@@ -931,38 +929,27 @@ static void prefetch(struct run *r)
  * partitions (those still assigned) go back to its first offsets. */
 static void drop_prefetched(struct run *r)
 {
-    struct pre *b = &r->pre;
+    struct batch *b = &r->pre;
     r->drop_pre = 0;
     if (!b->n)
         return;
     dg_pipeline_discard(b->p);
-    r->pre_started = 0;
+    r->pre.started = 0;
     if (!stop_requested && dg_consumer_seek(r->src, b->first, b->nparts) != 0)
         dg_log(DG_LOG_ERROR, "%s", dg_consumer_error(r->src));
     dg_consumer_release(r->src, b->msgs, b->n);
     b->n = 0;
 }
 
-/* The prefetched batch becomes the batch in hand (pushed already). */
+/* The prefetched batch becomes the batch in hand (pushed already, maybe
+ * started); the old one's buffers take the next. */
 static void take_prefetched(struct run *r)
 {
-    struct pre *b = &r->pre;
-    dg_pipeline *p = r->p;
-    struct dg_msg *msgs = r->msgs;
-    struct dg_tp *first = r->first, *next = r->next;
-    r->p = b->p;
-    r->msgs = b->msgs;
-    r->n = b->n;
-    r->first = b->first;
-    r->next = b->next;
-    r->nparts = b->nparts;
-    b->p = p;
-    b->msgs = msgs;
-    b->first = first;
-    b->next = next;
-    b->n = b->nparts = 0;
-    r->started = r->pre_started;
-    r->pre_started = 0;
+    struct batch t = r->cur;
+    r->cur = r->pre;
+    r->pre = t;
+    r->pre.n = r->pre.nparts = 0;
+    r->pre.started = 0;
 }
 
 static int backoff_next(int ms)
@@ -1032,7 +1019,7 @@ static void delivery_failed(struct run *r, size_t failed, const char *err)
     if (r->pre.n) { /* read after them: read again */
         rewind_add(r, r->pre.first, r->pre.nparts);
         dg_pipeline_discard(r->pre.p);
-        r->pre_started = 0;
+        r->pre.started = 0;
         if (!r->in_callback) {
             dg_consumer_release(r->src, r->pre.msgs, r->pre.n);
             r->pre.n = 0;
@@ -1102,9 +1089,9 @@ static void take_off(struct run *r, double decide_s)
     f->t = r->t;
     r->t = t;
     f->round = dg_producer_close_round(r->out);
-    memcpy(f->first, r->first, r->nparts * sizeof(*f->first));
-    memcpy(f->next, r->next, r->nparts * sizeof(*f->next));
-    f->nparts = r->nparts;
+    memcpy(f->first, r->cur.first, r->cur.nparts * sizeof(*f->first));
+    memcpy(f->next, r->cur.next, r->cur.nparts * sizeof(*f->next));
+    f->nparts = r->cur.nparts;
     f->decide_s = decide_s;
     r->fl_n++;
 }
@@ -1119,21 +1106,21 @@ static void take_off(struct run *r, double decide_s)
  * batch while Redis runs the script of the one before. */
 static int decide_now(struct run *r, int speculate, char *err, size_t errsz)
 {
-    int st = r->started ? 0 : dg_pipeline_start(r->p, err, errsz);
+    int st = r->cur.started ? 0 : dg_pipeline_start(r->cur.p, err, errsz);
     if (st == 1) /* cannot happen: nothing is ahead of the batch in hand */
         snprintf(err, errsz, "the state backend is busy");
     if (st != 0)
         return -1;
-    r->started = 0;
+    r->cur.started = 0;
     prefetch(r);
-    if (speculate && r->pre.n && !r->pre_started) {
+    if (speculate && r->pre.n && !r->pre.started) {
         char e[256];
-        r->pre_started = dg_pipeline_start(r->pre.p, e, sizeof e) == 0;
+        r->pre.started = dg_pipeline_start(r->pre.p, e, sizeof e) == 0;
     }
-    int rc = dg_pipeline_finish(r->p, err, errsz);
-    if (rc != 0 && r->pre_started) {
+    int rc = dg_pipeline_finish(r->cur.p, err, errsz);
+    if (rc != 0 && r->pre.started) {
         dg_pipeline_abandon(r->pre.p); /* built on this one: started again later */
-        r->pre_started = 0;
+        r->pre.started = 0;
     }
     return rc;
 }
@@ -1149,15 +1136,15 @@ static int process_batch(struct run *r, int pushed)
     if (r->fl_n >= MAX_FLIGHTS || dg_producer_rounds_full(r->out)) {
         if (retire(r, MAX_FLIGHTS - 1)) {
             /* read from positions the rewind moves back over: read again */
-            dg_pipeline_discard(r->p); /* when prefetched, it was pushed (maybe started) */
-            r->started = 0;
-            rewind_add(r, r->first, r->nparts);
+            dg_pipeline_discard(r->cur.p); /* when prefetched, it was pushed (maybe started) */
+            r->cur.started = 0;
+            rewind_add(r, r->cur.first, r->cur.nparts);
             return rewind_now(r) ? -1 : 1;
         }
     }
     tally_reset(r);
     if (!pushed)
-        push_all(r->p, r->msgs, r->n);
+        push_all(r->cur.p, r->cur.msgs, r->cur.n);
 
     for (t0 = dg_now_seconds(); decide_now(r, !outage_start, err, sizeof err) != 0; t0 = dg_now_seconds()) {
         /* nothing was emitted and the batch is kept: no decision, no offset */
@@ -1181,8 +1168,8 @@ static int process_batch(struct run *r, int pushed)
             return -1;
         if (retire(r, RETIRE_DONE) || r->nrewind) {
             /* an earlier batch was not delivered: this one comes after it */
-            dg_pipeline_discard(r->p);
-            rewind_add(r, r->first, r->nparts);
+            dg_pipeline_discard(r->cur.p);
+            rewind_add(r, r->cur.first, r->cur.nparts);
             r->revoked = 0;
             dg_consumer_resume(r->src);
             if (r->mx)
@@ -1190,15 +1177,15 @@ static int process_batch(struct run *r, int pushed)
             return rewind_now(r) ? -1 : 1;
         }
         if (r->revoked || stop_requested) {
-            dg_pipeline_discard(r->p);
+            dg_pipeline_discard(r->cur.p);
             drop_prefetched(r); /* read after this one */
             log_event(DG_LOG_INFO, "batch_dropped",
                       "%s while waiting for redis: dropped the undecided batch of %zu event%s "
                       "(no state applied, no offset stored; %s)",
-                      r->revoked ? "partitions revoked" : "shutting down", r->n, r->n == 1 ? "" : "s",
+                      r->revoked ? "partitions revoked" : "shutting down", r->cur.n, r->cur.n == 1 ? "" : "s",
                       r->revoked ? "the partitions' owner reads them" : "they are read again on restart");
             if (r->revoked)
-                dg_consumer_seek(r->src, r->first, r->nparts); /* the ones still ours */
+                dg_consumer_seek(r->src, r->cur.first, r->cur.nparts); /* the ones still ours */
             r->revoked = 0;
             size_t resumed = dg_consumer_resume(r->src);
             if (r->mx)
@@ -1211,7 +1198,7 @@ static int process_batch(struct run *r, int pushed)
         backoff = backoff_next(backoff);
     }
     double decide_s = dg_now_seconds() - t0;
-    dg_pipeline_emit(r->p, emit, r); /* emit never refuses: a send that fails fails its round */
+    dg_pipeline_emit(r->cur.p, emit, r); /* emit never refuses: a send that fails fails its round */
     if (outage_start) {
         size_t resumed = dg_consumer_resume(r->src);
         set_state_up(r, 1, NULL);
@@ -1226,12 +1213,50 @@ static int process_batch(struct run *r, int pushed)
     take_off(r, decide_s);
     if (dg_log_enabled(DG_LOG_DEBUG))
         dg_log(DG_LOG_DEBUG, "batch of %zu: %llu decisions, %llu dead letters, decided in %.2f ms, "
-               "%zu in flight", r->n, (unsigned long long)r->fl[(r->fl_head + r->fl_n - 1) % MAX_FLIGHTS].t.decisions,
+               "%zu in flight", r->cur.n, (unsigned long long)r->fl[(r->fl_head + r->fl_n - 1) % MAX_FLIGHTS].t.decisions,
                (unsigned long long)r->fl[(r->fl_head + r->fl_n - 1) % MAX_FLIGHTS].t.dead_letters,
                decide_s * 1000, r->fl_n);
     if (retire(r, RETIRE_DONE))
         return rewind_now(r) ? -1 : 0;
     return 0;
+}
+
+/* Decide the batch in hand, then let its messages go. -1 on a fatal
+ * consumer error. */
+static int hand_in(struct run *r, int pushed)
+{
+    int pr = process_batch(r, pushed);
+    dg_consumer_release(r->src, r->cur.msgs, r->cur.n);
+    r->cur.n = 0;
+    return pr < 0 ? -1 : 0;
+}
+
+/* One turn of the main loop: the prefetched batch, or what a poll brings.
+ * -1 on a fatal consumer error. */
+static int step(struct run *r)
+{
+    if (r->drop_pre)
+        drop_prefetched(r);
+    if (r->pre.n) { /* read while the last batch committed */
+        take_prefetched(r);
+        return hand_in(r, 1);
+    }
+    swap_rules(r);
+    tick(r, 0);
+    ssize_t n = dg_consumer_poll(r->src, r->cur.msgs, r->cfg->batch, POLL_WAIT_MS, r->cfg->linger_ms);
+    if (n < 0)
+        return -1;
+    r->cur.n = (size_t)n;
+    if (r->nrewind || retire(r, RETIRE_DONE)) {
+        /* a delivery failed (seen in the rebalance callback or now): what
+         * was just read lies past the rewind, read it again */
+        index_batch(r);
+        rewind_add(r, r->cur.first, r->cur.nparts);
+        dg_consumer_release(r->src, r->cur.msgs, r->cur.n);
+        r->cur.n = 0;
+        return rewind_now(r);
+    }
+    return n ? hand_in(r, 0) : 0;
 }
 
 /* --config first (the flags override the file), then every other flag. */
@@ -1365,9 +1390,9 @@ int dg_cmd_run(int argc, char **argv)
     r.st = st;
     atomic_store(&r.redis_ok, 1);
 
-    r.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
+    r.cur.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
     r.pre.p = dg_pipeline_new(r.rs, st, cfg->batch, 1);
-    dg_pipeline_set_max_future(r.p, cfg->max_future_ms);
+    dg_pipeline_set_max_future(r.cur.p, cfg->max_future_ms);
     dg_pipeline_set_max_future(r.pre.p, cfg->max_future_ms);
     for (int k = 0; k < 2; k++) { /* signed decisions (docs/signing.md): a pipeline owns its signer */
         dg_signer *sg = dg_signer_open(cfg->signing.key_id, cfg->signing.key_file,
@@ -1379,7 +1404,7 @@ int dg_cmd_run(int argc, char **argv)
         if (sg && !k)
             dg_log(DG_LOG_INFO, "signing decisions with key id '%s' (%zu-byte key)",
                    dg_signer_kid(sg), dg_signer_keylen(sg));
-        dg_pipeline_set_signer(k ? r.pre.p : r.p, sg);
+        dg_pipeline_set_signer(k ? r.pre.p : r.cur.p, sg);
     }
     /* the state cache grows by many small entries and the batches churn
      * through large buffers: keep freed memory in the heap instead of
@@ -1387,13 +1412,13 @@ int dg_cmd_run(int argc, char **argv)
     mallopt(M_TOP_PAD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    r.msgs = dg_xcalloc(cfg->batch, sizeof(*r.msgs));
+    r.cur.msgs = dg_xcalloc(cfg->batch, sizeof(*r.cur.msgs));
     r.pre.msgs = dg_xcalloc(cfg->batch, sizeof(*r.pre.msgs));
     r.pre.first = dg_xcalloc(cfg->batch, sizeof(*r.pre.first));
     r.pre.next = dg_xcalloc(cfg->batch, sizeof(*r.pre.next));
     r.t.dec_ts = dg_xcalloc(cfg->batch, sizeof(*r.t.dec_ts));
-    r.first = dg_xcalloc(cfg->batch, sizeof(*r.first));
-    r.next = dg_xcalloc(cfg->batch, sizeof(*r.next));
+    r.cur.first = dg_xcalloc(cfg->batch, sizeof(*r.cur.first));
+    r.cur.next = dg_xcalloc(cfg->batch, sizeof(*r.cur.next));
     for (size_t i = 0; i < MAX_FLIGHTS; i++) {
         r.fl[i].first = dg_xcalloc(cfg->batch, sizeof(*r.fl[i].first));
         r.fl[i].next = dg_xcalloc(cfg->batch, sizeof(*r.fl[i].next));
@@ -1447,56 +1472,12 @@ int dg_cmd_run(int argc, char **argv)
     }
 
     rc = 0;
-    while (!stop_requested) {
-        if (r.drop_pre)
-            drop_prefetched(&r);
-        if (r.pre.n) { /* read while the last batch committed */
-            take_prefetched(&r);
-            int pr = process_batch(&r, 1);
-            dg_consumer_release(r.src, r.msgs, r.n);
-            r.n = 0;
-            if (pr < 0) {
-                dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
-                rc = 1;
-                break;
-            }
-            continue;
-        }
-        swap_rules(&r);
-        tick(&r, 0);
-        ssize_t n = dg_consumer_poll(r.src, r.msgs, cfg->batch, POLL_WAIT_MS, cfg->linger_ms);
-        if (n < 0) {
+    while (!stop_requested)
+        if (step(&r) != 0) {
             dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
             rc = 1;
             break;
         }
-        if (r.nrewind || (retire(&r, RETIRE_DONE) && n >= 0)) {
-            /* a delivery failed (seen in the rebalance callback or now):
-             * what was just read lies past the rewind, read it again */
-            r.n = (size_t)n;
-            index_batch(&r);
-            rewind_add(&r, r.first, r.nparts);
-            dg_consumer_release(r.src, r.msgs, r.n);
-            r.n = 0;
-            if (rewind_now(&r) != 0) {
-                dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
-                rc = 1;
-                break;
-            }
-            continue;
-        }
-        if (!n)
-            continue;
-        r.n = (size_t)n;
-        int pr = process_batch(&r, 0);
-        dg_consumer_release(r.src, r.msgs, r.n);
-        r.n = 0;
-        if (pr < 0) {
-            dg_log(DG_LOG_ERROR, "kafka consumer: %s", dg_consumer_error(r.src));
-            rc = 1;
-            break;
-        }
-    }
 
     atomic_store(&r.stopping, 1);
     log_event(DG_LOG_INFO, "shutdown", "shutting down: committing offsets and leaving the group");
@@ -1509,7 +1490,7 @@ int dg_cmd_run(int argc, char **argv)
     if (dg_consumer_close(r.src) != 0)
         rc = 1;
     {
-        const struct dg_pipeline_stats *s1 = dg_pipeline_stats(r.p), *s2 = dg_pipeline_stats(r.pre.p);
+        const struct dg_pipeline_stats *s1 = dg_pipeline_stats(r.cur.p), *s2 = dg_pipeline_stats(r.pre.p);
         struct dg_pipeline_stats sum = *s1, *s = &sum;
         sum.inputs += s2->inputs;
         for (int a = 0; a < DG_NACTIONS; a++)
@@ -1545,14 +1526,14 @@ int dg_cmd_run(int argc, char **argv)
     }
 out_pipeline:
     loader_stop(&r.ld);
-    free(r.msgs);
+    free(r.cur.msgs);
     free(r.pre.msgs);
     free(r.pre.first);
     free(r.pre.next);
     dg_pipeline_free(r.pre.p);
     free(r.t.dec_ts);
-    free(r.first);
-    free(r.next);
+    free(r.cur.first);
+    free(r.cur.next);
     for (size_t i = 0; i < MAX_FLIGHTS; i++) {
         free(r.fl[i].first);
         free(r.fl[i].next);
@@ -1565,7 +1546,7 @@ out_pipeline:
     free(r.rewind);
     free(r.lag);
     free(r.t.hits);
-    dg_pipeline_free(r.p);
+    dg_pipeline_free(r.cur.p);
     st->ops->destroy(st);
     dg_metrics_free(r.mx);
 out_producer:

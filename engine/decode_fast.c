@@ -498,17 +498,6 @@ int dg_fast_scan(struct dg_fast *fs, const struct dg_fast_keys *keys, char *p, s
 
 /* ---- the common spellings of two field values ---- */
 
-/* Howard Hinnant's days_from_civil, as util_text.c computes it. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 /* Two digits at p as a number, -1 unless both are digits. */
 static inline int two_digits(const char *p)
 {
@@ -580,7 +569,7 @@ int dg_fast_time(const char *s, size_t len, int64_t *ms, struct dg_fast_day *mem
             if (!(mon == 2 && day == 29 && leap))
                 return -1;
         }
-        days = days_from_civil(year, (unsigned)mon, (unsigned)day);
+        days = dg_days_from_civil(year, (unsigned)mon, (unsigned)day);
         if (memo) {
             memcpy(memo->date, s, 10);
             memo->days = days;

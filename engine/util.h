@@ -96,6 +96,9 @@ void dg_advise_hugepages(void *p, size_t n);
  * or a year outside 0000..9999 is invalid).
  * Returns 0 and sets *ms (epoch milliseconds) on success, -1 otherwise. */
 int dg_time_parse_rfc3339(const char *s, size_t len, int64_t *ms);
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil): exact over the whole int64 range we use. */
+int64_t dg_days_from_civil(int64_t y, unsigned m, unsigned d);
 /* Format epoch ms as "2019-05-07T17:15:24.123Z" (millis omitted when 0).
  * out must hold 32 bytes. */
 void dg_time_format(int64_t ms, char out[32]);

@@ -82,7 +82,7 @@ int dg_utf8_valid(const char *s, size_t len)
 /* Howard Hinnant's days_from_civil / civil_from_days: exact for the
  * proleptic Gregorian calendar over the whole int64 range we use, with no
  * dependence on timegm, TZ or the C library's time_t width. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t dg_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -193,7 +193,7 @@ int dg_time_parse_rfc3339(const char *s, size_t len, int64_t *ms)
     if (i != len)
         return -1;
 
-    int64_t days = days_from_civil(year, (unsigned)mon, (unsigned)day);
+    int64_t days = dg_days_from_civil(year, (unsigned)mon, (unsigned)day);
     *ms = days * MS_PER_DAY + hour * MS_PER_HOUR + min * MS_PER_MIN +
           sec * MS_PER_SEC + frac - off_min * MS_PER_MIN;
     return 0;

@@ -642,11 +642,6 @@ static void free_buried(struct rstate *r)
     r->nburied = 0;
 }
 
-static void gc_drop(struct rstate *r, struct gentry *g)
-{
-    bury(r, g);
-}
-
 /* Only with no batch in flight or open. */
 static void gc_clear(struct rstate *r)
 {
@@ -673,22 +668,18 @@ static void batch_reset(struct rstate *r)
     r->b->batch_open = 0;
 }
 
-/* Drop from the cache every key the batches a and b (b may be NULL)
- * touched; a key both touched is freed once. */
-static void drop_touched(struct rstate *r, struct rbatch *a, struct rbatch *b)
+/* Drop from the cache every key batch b touched (one a batch in flight
+ * still builds on goes when that one is done: see unpin). */
+static void drop_touched(struct rstate *r, struct rbatch *b)
 {
-    struct rbatch *v[2] = {a, b};
-    for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; v[k] && i < v[k]->nbl; i++) {
-            struct gentry *g = v[k]->bl[i];
-            if (g->pin) /* a batch in flight still builds on it */
-                g->stale = 1;
-            else
-                bury(r, g);
-        }
-        if (v[k])
-            v[k]->nbl = 0;
+    for (size_t i = 0; i < b->nbl; i++) {
+        struct gentry *g = b->bl[i];
+        if (g->pin) /* a batch in flight still builds on it */
+            g->stale = 1;
+        else
+            bury(r, g);
     }
+    b->nbl = 0;
 }
 
 /* The batch's outcome is known: its keys may be swept again; a key a
@@ -717,7 +708,7 @@ static void forget_writes(struct rstate *r, struct rbatch *b)
  * hold its changes (or guesses), so they leave the cache. */
 static void batch_abort(struct rstate *r)
 {
-    drop_touched(r, r->b, NULL);
+    drop_touched(r, r->b);
     batch_reset(r);
 }
 
@@ -792,7 +783,7 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
     gkey(r, w, op);
     struct gentry *g = dg_hmap_get(&r->gc, r->kb.data, r->kb.len);
     if (g && g->seq != r->seq && g->expires_ms <= now && !g->pin) {
-        gc_drop(r, g);
+        bury(r, g);
         g = NULL;
     }
     if (!g) {
@@ -1454,72 +1445,61 @@ static void now_rfc3339(char out[32])
     dg_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }
 
-/* The batches whose commits are on their way behind the one failing now
- * (also_drop: its keys go with theirs; NULL when none) were built on it, so
- * their chain check fails: their replies are read and dropped (when the
- * connection still stands), each gets a failure as its outcome, to be
- * judged again when asked, and the keys they touched leave the cache. */
-static void fail_queue(struct rstate *r, struct rbatch *also_drop)
+/* Batch m, whose commit is on its way, will not be committed as sent: err
+ * is its outcome when asked for, and its keys and writes leave the cache. */
+static void fail_batch(struct rstate *r, struct rbatch *m, int err, const char *msg)
 {
-    struct rbatch *cur = r->b, *m = NULL;
-    for (int k = 0; k < r->nq; k++)
-        if (!r->slot[r->q[k]].has_result && &r->slot[r->q[k]] != also_drop)
-            m = &r->slot[r->q[k]];
-    if (m) {
+    struct rbatch *cur = r->b;
+    m->has_result = 1;
+    m->result_err = err;
+    snprintf(m->result_msg, sizeof m->result_msg, "%s", msg);
+    unpin(r, m);
+    forget_writes(r, m);
+    drop_touched(r, m);
+    args_free(&m->ca);
+    dg_buf_free(&m->cblob);
+    free(m->ceidx);
+    m->ceidx = NULL;
+    m->csent = 0;
+    r->b = m;
+    batch_reset(r);
+    r->b = cur;
+}
+
+/* The batch sent after the one failing now (failing: its keys go too;
+ * NULL when none) was built on it, so its chain check fails: its reply is
+ * read and dropped (when the connection still stands), and it is judged
+ * again, after the failing one, when its outcome is asked for. */
+static void fail_queue(struct rstate *r, struct rbatch *failing)
+{
+    for (int k = 0; k < r->nq; k++) {
+        struct rbatch *m = &r->slot[r->q[k]];
+        if (m->has_result || m == failing)
+            continue;
+        r->redo_items = failing ? failing->items : r->b->items;
         redisReply *x = NULL;
-        r->redo_items = also_drop ? also_drop->items : cur->items;
         if (r->c && m->csent) {
             if (get_reply(r, &x) == REDIS_OK)
                 freeReplyObject(x);
             else
                 fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "connection lost");
         }
-        m->has_result = 1;
-        m->result_err = DG_STATE_CONFLICT; /* judged again at once, after the batch ahead */
-        snprintf(m->result_msg, sizeof m->result_msg, "a batch ahead of it was not committed");
-        unpin(r, m);
-        forget_writes(r, m);
-        args_free(&m->ca);
-        dg_buf_free(&m->cblob);
-        free(m->ceidx);
-        m->ceidx = NULL;
-        m->csent = 0;
+        if (!m->has_result) /* fail() may have failed it already */
+            fail_batch(r, m, DG_STATE_CONFLICT, "a batch ahead of it was not committed");
     }
-    drop_touched(r, also_drop, m); /* together: a key in both is freed once */
-    if (m) {
-        r->b = m;
-        batch_reset(r);
-        r->b = cur;
-    }
+    if (failing)
+        drop_touched(r, failing);
 }
 
 /* The connection is gone with the replies of the commits on their way:
- * each of those batches fails (the retry finds what was committed), and
- * its keys and writes leave the cache. */
+ * each of those batches fails (the retry finds what was committed). */
 static void lose_replies(struct rstate *r)
 {
     if (r->nq)
         r->redo_items = r->b->items;
-    for (int k = 0; k < r->nq; k++) {
-        struct rbatch *m = &r->slot[r->q[k]];
-        if (m->has_result)
-            continue;
-        m->has_result = 1;
-        m->result_err = DG_STATE_DOWN;
-        snprintf(m->result_msg, sizeof m->result_msg, "%s", r->base.errstr);
-        unpin(r, m);
-        forget_writes(r, m);
-        drop_touched(r, m, NULL);
-        args_free(&m->ca);
-        dg_buf_free(&m->cblob);
-        free(m->ceidx);
-        m->ceidx = NULL;
-        m->csent = 0;
-        struct rbatch *cur = r->b;
-        r->b = m;
-        batch_reset(r);
-        r->b = cur;
-    }
+    for (int k = 0; k < r->nq; k++)
+        if (!r->slot[r->q[k]].has_result)
+            fail_batch(r, &r->slot[r->q[k]], DG_STATE_DOWN, r->base.errstr);
 }
 
 /* The batch r->b will not be committed as sent: its keys and writes leave
@@ -1761,7 +1741,7 @@ fail:
     args_free(&a);
     dg_buf_free(&blob);
     free(eidx);
-    fail_queue(r, r->b); /* the one ahead of it lost its reply with the connection */
+    fail_queue(r, r->b); /* its keys go; fail() failed the batch ahead with the connection */
     batch_reset(r);
     return -1;
 }
