@@ -444,12 +444,15 @@ ssize_t dg_consumer_poll(dg_consumer *c, struct dg_msg *out, size_t max, int wai
         linger_deadline = now_ms() + linger_ms;
 
     while (c->ncollect < max) {
+        /* past the deadline: only what is queued already (one poll that
+         * does not wait, never a spin until the clock moves on) */
         int64_t left = (c->ncollect ? linger_deadline : first_deadline) - now_ms();
-        if (left < 0)
-            break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)left);
-        if (!m)
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+        if (!m) {
+            if (left <= 0)
+                break;
             continue;
+        }
         if (m->err) {
             int fatal = message_error(c, m);
             rd_kafka_message_destroy(m);
@@ -483,11 +486,12 @@ int dg_consumer_idle(dg_consumer *c, int ms)
     int64_t deadline = now_ms() + ms;
     for (;;) {
         int64_t left = deadline - now_ms();
-        if (left < 0)
-            return 0;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, (int)left);
-        if (!m)
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+        if (!m) {
+            if (left <= 0)
+                return 0;
             continue;
+        }
         if (m->err) {
             int fatal = message_error(c, m);
             rd_kafka_message_destroy(m);
