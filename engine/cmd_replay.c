@@ -49,7 +49,8 @@ const char dg_usage_replay[] =
     "  --state memory|redis  where window state lives (default memory); with redis,\n"
     "                        replay shares state with `drainguard run` instances\n"
     "  --redis HOST:PORT|unix:PATH   the Redis server (default 127.0.0.1:6379);\n"
-    "                        a password is read from DG_REDIS_PASSWORD\n"
+    "                        a password is read from DG_REDIS_PASSWORD (ACL user:\n"
+    "                        DG_REDIS_USER)\n"
     "  --redis-prefix P      key prefix (default dg:)\n"
     "  --dump-windows PATH   at the end, write every window key the input touched with\n"
     "                        its figures as of the latest event time, sorted (JSON lines)\n"
@@ -567,6 +568,7 @@ int dg_cmd_replay(int argc, char **argv)
             ro.port = colon ? atoi(colon + 1) : 6379;
         }
         ro.password = getenv("DG_REDIS_PASSWORD");
+        ro.user = getenv("DG_REDIS_USER");
         ro.prefix = redis_prefix;
         ro.dedupe_ms = dedupe;
         ro.lateness_ms = lateness;

@@ -1515,12 +1515,12 @@ int dg_cmd_run(int argc, char **argv)
                                    DG_LF_NUM("keys_read", rs.keys_read), DG_LF_NUM("keys_guessed", rs.keys_guessed),
                                    DG_LF_NUM("conflicts", rs.conflicts),
                                    DG_LF_NUM("decided_found", rs.decided_found),
-                                   DG_LF_NUM("cache_keys", rs.cache_keys)};
+                                   DG_LF_NUM("cache_keys", rs.cache_keys), DG_LF_NUM("tx_commits", rs.tx_commits)};
         dg_logf(DG_LOG_INFO, f, DG_ARRAY_LEN(f),
-                "redis: %llu commits (one round trip each), %llu batches read first, %llu built on the "
-                "batch ahead while its commit ran (%llu could not); keys: %llu from the cache, %llu "
-                "read, %llu taken to be new; %llu conflicts (%llu events found decided); cache: %zu "
-                "keys, %.1f MiB", rs.commits, rs.reads, rs.built_ahead, rs.busy, rs.keys_cached,
+                "redis: %llu commits (one round trip each; %llu as a transaction), %llu batches read first, "
+                "%llu built on the batch ahead while its commit ran (%llu could not); keys: %llu from the "
+                "cache, %llu read, %llu taken to be new; %llu conflicts (%llu events found decided); cache: "
+                "%zu keys, %.1f MiB", rs.commits, rs.tx_commits, rs.reads, rs.built_ahead, rs.busy, rs.keys_cached,
                 rs.keys_read, rs.keys_guessed, rs.conflicts,
                 rs.decided_found, rs.cache_keys, rs.cache_bytes / 1048576.0);
     }

@@ -156,6 +156,7 @@ int dg_state_ping(struct dg_state *st);
 struct dg_redis_stats {
     unsigned long long commits, reads, keys_cached, keys_read, keys_guessed, conflicts, decided_found;
     unsigned long long built_ahead, busy; /* applied while another commit was on its way; could not */
+    unsigned long long tx_commits;        /* of commits: checks + transaction (else the single script) */
     size_t cache_keys, cache_bytes;
 };
 void dg_state_redis_stats(struct dg_state *st, struct dg_redis_stats *out);

@@ -113,6 +113,23 @@ exec 3>&-
 wait "$rp"
 check "scripts flushed mid-stream (NOSCRIPT): reloaded, decisions identical" cmp -s "$T/mem.jsonl" "$T/noscript.jsonl"
 
+# ACL users: with the commands docs/security.md lists, batches commit as a
+# check script and a transaction; with only those of the single commit
+# script (no EVAL, WATCH, MULTI, EXEC), the engine says so once and commits
+# every batch with that script; both decide the same
+acl_cmds=$(sed -n 's/^ACL SETUSER drainguard reset on >ENGINE-PASSWORD ~dg:\* resetchannels //p' docs/security.md)
+redis-cli -s "$SOCK" acl setuser full reset on '>pw-full' '~acl-full:*' resetchannels $acl_cmds >/dev/null
+redis-cli -s "$SOCK" acl setuser single reset on '>pw-single' '~acl-single:*' resetchannels -@all +ping +select \
+    +script\|load +evalsha +get +mget +hgetall +zmscore +set +zadd +zremrangebyscore +pexpire +hsetnx +incr +exists >/dev/null
+for u in full single; do
+    DG_REDIS_USER=$u DG_REDIS_PASSWORD=pw-$u "$BIN" replay --rules "$RULES" --input "$EVENTS" --output "$T/acl-$u.jsonl" \
+        --state redis --redis "unix:$SOCK" --redis-prefix "acl-$u:" 2>"$T/acl-$u.err"
+done
+check "ACL user with the documented commands: decisions identical, no warning ($(echo $acl_cmds | wc -w) rules)" \
+    sh -c "test -n '$acl_cmds' && cmp -s '$T/mem.jsonl' '$T/acl-full.jsonl' && ! grep -q 'single script' '$T/acl-full.err'"
+check "ACL user without EVAL/WATCH/MULTI/EXEC: warned once, single script, decisions identical" \
+    sh -c "cmp -s '$T/mem.jsonl' '$T/acl-single.jsonl' && test \"\$(grep -c 'refused.*single script' '$T/acl-single.err')\" = 1"
+
 # Redis restarted between runs: state is gone (no persistence here), the
 # engine connects afresh and decides the same way
 stop_redis
