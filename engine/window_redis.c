@@ -44,6 +44,7 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2003,6 +2004,43 @@ fail:
     return -1;
 }
 
+/* A transaction's replies are read straight from hiredis's input buffer
+ * (a batch has thousands, and hiredis would allocate an object for each):
+ * raw_line() gives the next line of a simple reply, without its CRLF.
+ * Only between whole replies (after redisGetReply()). */
+static int raw_line(struct rstate *r, const char **line, size_t *len)
+{
+    redisReader *rd = r->c->reader;
+    for (;;) {
+        if (rd->pos > 65536) { /* what was read goes (hiredis does the same) */
+            sdsrange(rd->buf, (int)rd->pos, -1);
+            rd->pos = 0;
+            rd->len = sdslen(rd->buf);
+        }
+        const char *b = rd->buf + rd->pos, *nl = memchr(b, '\n', rd->len - rd->pos);
+        if (nl) {
+            if (nl == b || nl[-1] != '\r') {
+                snprintf(r->c->errstr, sizeof r->c->errstr, "protocol error in a reply");
+                return REDIS_ERR;
+            }
+            *line = b;
+            *len = (size_t)(nl - 1 - b);
+            rd->pos += (size_t)(nl + 1 - b);
+            return REDIS_OK;
+        }
+        struct pollfd pf = {r->c->fd, POLLIN, 0};
+        int k = poll(&pf, 1, r->timeout_ms > 0 ? r->timeout_ms : -1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            snprintf(r->c->errstr, sizeof r->c->errstr, "%s", k == 0 ? "timed out" : strerror(errno));
+            return REDIS_ERR;
+        }
+        if (redisBufferRead(r->c) != REDIS_OK)
+            return REDIS_ERR;
+    }
+}
+
 /* The replies of a commit sent by send_fast: *check gets check_script's
  * (the caller frees it), *placed the freezes EXEC placed. Returns 1 when
  * EXEC wrote, 0 when it wrote nothing, -1 when the connection failed (or
@@ -2011,52 +2049,63 @@ static int recv_fast(struct rstate *r, redisReply **check, long long *placed)
 {
     struct rbatch *b = r->b;
     redisReply *x = NULL;
-    const char *bad = NULL;
+    const char *bad = NULL, *l;
     char why[256] = "";
+    size_t n;
 
     *check = NULL;
     *placed = 0;
-    for (size_t k = 0; k < b->nqueued + 4; k++) {
-        if (get_reply(r, &x) != REDIS_OK) {
-            fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
-            return -1;
-        }
-        if (k == 1) {
-            *check = x;
-            continue;
-        }
-        if (k < b->nqueued + 3) { /* WATCH, MULTI, QUEUED... */
-            if (x->type == REDIS_REPLY_ERROR && !bad) {
-                bad = k == 0 ? "WATCH" : k == 2 ? "MULTI" : "a write";
-                snprintf(why, sizeof why, "%s", x->str);
-            }
+    if (get_reply(r, &x) != REDIS_OK || get_reply(r, check) != REDIS_OK) { /* WATCH, the checks */
+        if (x)
             freeReplyObject(x);
-            continue;
-        }
+        return fail(r, DG_STATE_DOWN, "%s", r->c->errstr[0] ? r->c->errstr : "no reply");
     }
-    /* x: EXEC's */
-    int wrote = -1;
-    if (x->type == REDIS_REPLY_NIL) {
-        wrote = 0;
-    } else if (x->type == REDIS_REPLY_ARRAY && x->elements == b->nqueued) {
-        wrote = 1;
-        for (size_t k = 0; k < b->nfreeze; k++)
-            if (x->element[b->freeze_at + k]->type == REDIS_REPLY_INTEGER)
-                *placed += x->element[b->freeze_at + k]->integer;
-        for (size_t k = 0; k < x->elements && !bad; k++)
-            if (x->element[k]->type == REDIS_REPLY_ERROR) {
-                bad = "a write in the transaction";
-                snprintf(why, sizeof why, "%s", x->element[k]->str);
-            }
-    } else if (!bad) {
-        bad = "EXEC";
-        snprintf(why, sizeof why, "%s", x->type == REDIS_REPLY_ERROR ? x->str : "unexpected reply");
+    if (x->type == REDIS_REPLY_ERROR) {
+        bad = "WATCH";
+        snprintf(why, sizeof why, "%s", x->str);
     }
     freeReplyObject(x);
-    if (bad) {
-        fail(r, DG_STATE_DOWN, "commit transaction: %s refused: %s", bad, why);
-        return -1;
+    /* MULTI's +OK, a +QUEUED for each write, EXEC's array (or nil) */
+    for (size_t k = 0; k < b->nqueued + 1; k++) {
+        if (raw_line(r, &l, &n) != REDIS_OK)
+            return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
+        if (l[0] == '-' && !bad) {
+            bad = k ? "a write" : "MULTI";
+            snprintf(why, sizeof why, "%.*s", (int)(n - 1), l + 1);
+        } else if (l[0] != '+') {
+            return fail(r, DG_STATE_DOWN, "commit transaction: unexpected reply '%.*s'", (int)(n < 40 ? n : 40), l);
+        }
     }
+    if (raw_line(r, &l, &n) != REDIS_OK)
+        return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
+    int wrote = -1;
+    if (n == 3 && !memcmp(l, "*-1", 3)) {
+        wrote = 0;
+    } else if (l[0] == '*' && (size_t)strtoull(l + 1, NULL, 10) == b->nqueued) {
+        wrote = 1;
+        for (size_t k = 0; k < b->nqueued; k++) {
+            if (raw_line(r, &l, &n) != REDIS_OK)
+                return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
+            if (l[0] == ':' && k >= b->freeze_at && k < b->freeze_at + b->nfreeze) {
+                *placed += strtoll(l + 1, NULL, 10);
+            } else if (l[0] == '-' && !bad) {
+                bad = "a write in the transaction";
+                snprintf(why, sizeof why, "%.*s", (int)(n - 1), l + 1);
+            } else if (l[0] != ':' && l[0] != '+' && l[0] != '-') {
+                return fail(r, DG_STATE_DOWN, "commit transaction: unexpected reply '%.*s'", (int)(n < 40 ? n : 40),
+                            l);
+            }
+        }
+    } else if (l[0] == '-') {
+        if (!bad) {
+            bad = "EXEC";
+            snprintf(why, sizeof why, "%.*s", (int)(n - 1), l + 1);
+        }
+    } else {
+        return fail(r, DG_STATE_DOWN, "commit transaction: unexpected reply to EXEC '%.*s'", (int)(n < 40 ? n : 40), l);
+    }
+    if (bad)
+        return fail(r, DG_STATE_DOWN, "commit transaction: %s refused: %s", bad, why);
     return wrote;
 }
 
