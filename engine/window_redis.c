@@ -500,7 +500,8 @@ static redisReply *cmd(struct rstate *r, int argc, const char **argv, const size
  * EVAL, MULTI, INCR and EXEC all allowed (an ACL that lacks one would let
  * the writes run unchecked, or outside the transaction). When not, every
  * commit is the single script, and that is said once. -1 only when the
- * connection failed. */
+ * connection failed. Only engines ask (not `drainguard freezes`), before
+ * their first commit on a connection. */
 static int probe_tx(struct rstate *r)
 {
     static int told;
@@ -604,7 +605,8 @@ static int connect_redis(struct rstate *r)
         r->sha[40] = '\0';
         freeReplyObject(rep);
     }
-    return probe_tx(r);
+    r->tx_ok = 0; /* probed before the first commit (see redis_commit_send) */
+    return 0;
 }
 
 static int redis_ping(struct dg_state *st)
@@ -1937,6 +1939,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     }
 
     r->b->tx = 0;
+    if (r->tx_ok == 0 && r->nq == 0 && probe_tx(r) != 0) /* nothing in flight on this connection */
+        goto fail;
     if (r->tx_ok == 1 && wall_ms() >= r->calm_until) {
         if (send_fast(r, &a) != REDIS_OK)
             goto fail_down;
