@@ -54,6 +54,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Lua helpers of both commit scripts: MGET and EXISTS of any number of
+ * keys (unpack() stops at about 8,000 values: in pieces). */
+#define LUA_PIECES \
+    "local function mget(keys, n)\n" \
+    "  local out = {}\n" \
+    "  for s = 1, n, 4000 do\n" \
+    "    local e = math.min(s + 3999, n)\n" \
+    "    local part = redis.call('MGET', unpack(keys, s, e))\n" \
+    "    for j = s, e do out[j] = part[j - s + 1] end\n" \
+    "  end\n" \
+    "  return out\n" \
+    "end\n" \
+    "local function exists(keys, n)\n" \
+    "  local c = 0\n" \
+    "  for s = 1, n, 4000 do c = c + redis.call('EXISTS', unpack(keys, s, math.min(s + 3999, n))) end\n" \
+    "  return c\n" \
+    "end\n"
+
 /* The write half of a batch, atomic. First the checks: the batch this one
  * was built on was committed (ARGV[4], this instance's chain key, holds
  * ARGV[5], the token of the batch ahead, when one was on its way; else
@@ -72,6 +90,7 @@
  * that a transaction commit (send_fast) of another instance whose checks
  * ran before it writes nothing. */
 static const char commit_script[] =
+    LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
     "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
@@ -83,7 +102,7 @@ static const char commit_script[] =
     "if n > 0 then\n"
     "  local keys = {}\n"
     "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
-    "  local cur = call('MGET', unpack(keys))\n"
+    "  local cur = mget(keys, n)\n"
     "  for j = 1, n do\n"
     "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then\n"
     "      bad[#bad + 1] = keys[j]; bad[#bad + 1] = cur[j] or false\n"
@@ -96,8 +115,8 @@ static const char commit_script[] =
     "if ne > 0 then\n"
     "  local ek = {}\n"
     "  for j = 1, ne do ek[j] = a[i + 3 * j - 2] end\n"
-    "  if call('EXISTS', unpack(ek)) > 0 then\n"
-    "    local cur = call('MGET', unpack(ek))\n"
+    "  if exists(ek, ne) > 0 then\n"
+    "    local cur = mget(ek, ne)\n"
     "    local out = {2}\n"
     "    for j = 1, ne do\n"
     "      if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n"
@@ -144,6 +163,7 @@ static const char commit_script[] =
  * key, write sequence, n, n x (key, version), ne, ne x e: key. Sent with
  * EVAL (never NOSCRIPT: the transaction behind it must not run unchecked). */
 static const char check_script[] =
+    LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
     "local function refuse(r) call('INCR', a[6]); return r end\n"
@@ -154,7 +174,7 @@ static const char check_script[] =
     "if n > 0 then\n"
     "  local keys = {}\n"
     "  for j = 1, n do keys[j] = a[6 + 2 * j] end\n"
-    "  local cur = call('MGET', unpack(keys))\n"
+    "  local cur = mget(keys, n)\n"
     "  for j = 1, n do\n"
     "    if string.sub(cur[j] or '', 1, 8) ~= a[7 + 2 * j] then\n"
     "      bad[#bad + 1] = keys[j]; bad[#bad + 1] = cur[j] or false\n"
@@ -167,8 +187,8 @@ static const char check_script[] =
     "if ne > 0 then\n"
     "  local ek = {}\n"
     "  for j = 1, ne do ek[j] = a[i + j] end\n"
-    "  if call('EXISTS', unpack(ek)) > 0 then\n"
-    "    local cur = call('MGET', unpack(ek))\n"
+    "  if exists(ek, ne) > 0 then\n"
+    "    local cur = mget(ek, ne)\n"
     "    local out = {2}\n"
     "    for j = 1, ne do\n"
     "      if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n"
