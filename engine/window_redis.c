@@ -46,6 +46,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,19 @@ struct rbatch {
     char result_msg[256];
 };
 
+struct writer {
+    pthread_t th;
+    int started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dg_buf next;               /* handed over, not written yet */
+    dg_buf cur;                /* being written */
+    int busy;                  /* cur is being written */
+    int fd, timeout_ms;
+    int err;                   /* a write failed: the socket is shut down */
+    char errstr[128];
+};
+
 struct rstate {
     struct dg_state base;
     char *host, *unix_path, *user, *password, *prefix;
@@ -357,7 +371,7 @@ struct rstate {
     char instance[17];
     dg_buf kb;
     dg_buf out;                /* commands queued by append(), as RESP */
-    size_t out_sent;           /* of which written */
+    struct writer w;           /* writes them (see writer_main) */
     int32_t *seen;             /* in-batch duplicate table */
     size_t seen_cap;
     FILE *record;              /* DG_REDIS_RECORD: every command, as RESP */
@@ -387,6 +401,7 @@ static int fail(struct rstate *r, int err, const char *fmt, ...) __attribute__((
 static void lose_replies(struct rstate *r);
 static int append(struct rstate *r, int argc, const char **argv, const size_t *lens);
 static int get_reply(struct rstate *r, redisReply **rep);
+static void writer_reset(struct rstate *r);
 
 static int fail(struct rstate *r, int err, const char *fmt, ...)
 {
@@ -402,9 +417,9 @@ static int fail(struct rstate *r, int err, const char *fmt, ...)
         snprintf(r->base.errstr, sizeof r->base.errstr, "redis %s:%d: %s", r->host, r->port, msg);
     if ((err == DG_STATE_DOWN || err == DG_STATE_CORRUPT) && r->c) {
         /* replies may be pending: reconnect on the next call */
+        writer_reset(r);
         redisFree(r->c);
         r->c = NULL;
-        r->out.len = r->out_sent = 0;
         lose_replies(r);
     }
     return -1;
@@ -459,56 +474,155 @@ static int append(struct rstate *r, int argc, const char **argv, const size_t *l
     return REDIS_OK;
 }
 
-/* Write what append() queued, as much as the socket takes now (hiredis's
- * own output buffer stays empty, so hiredis only reads): a batch's commit
- * is larger than the socket's buffer, and the engine has other work while
- * Redis reads it. get_reply() writes the rest. */
-static int send_some(struct rstate *r)
+/* The writer thread: it writes what append() queued to the socket while
+ * the engine goes on (a batch's commit is larger than the socket's buffer,
+ * and Redis reads it only as fast as it parses it): so Redis takes in the
+ * next batch while the engine reads the last one's reply, publishes, and
+ * decodes the one after. Replies are read by the engine's thread as ever
+ * (hiredis's buffer stays empty, so hiredis only reads). A write that
+ * fails or times out shuts the socket down, so that the read waiting for
+ * its reply fails at once, with the writer's error. */
+static void *writer_main(void *arg)
 {
-    while (r->out_sent < r->out.len) {
-        ssize_t w = send(r->c->fd, r->out.data + r->out_sent, r->out.len - r->out_sent,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return REDIS_OK;
-        if (w <= 0) {
-            snprintf(r->c->errstr, sizeof r->c->errstr, "write: %s", w < 0 ? strerror(errno) : "closed");
-            r->out.len = r->out_sent = 0;
-            return REDIS_ERR;
+    struct writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && !w->next.len)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stop)
+            break;
+        dg_buf t = w->cur;
+        w->cur = w->next;
+        w->next = t;
+        w->next.len = 0;
+        w->busy = 1;
+        int fd = w->fd, timeout = w->timeout_ms, failed = w->err;
+        pthread_mutex_unlock(&w->mu);
+        char why[128] = "";
+        for (size_t off = 0; off < w->cur.len && !failed;) {
+            ssize_t n = send(fd, w->cur.data + off, w->cur.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                struct pollfd pf = {fd, POLLOUT, 0};
+                int k = poll(&pf, 1, timeout > 0 ? timeout : -1);
+                if (k > 0 || (k < 0 && errno == EINTR))
+                    continue;
+                snprintf(why, sizeof why, "write: %s", k == 0 ? "timed out" : strerror(errno));
+            } else {
+                snprintf(why, sizeof why, "write: %s", n < 0 ? strerror(errno) : "closed");
+            }
+            failed = 1;
+            shutdown(fd, SHUT_RDWR);
         }
-        r->out_sent += (size_t)w;
+        w->cur.len = 0;
+        pthread_mutex_lock(&w->mu);
+        if (failed && !w->err) {
+            w->err = 1;
+            snprintf(w->errstr, sizeof w->errstr, "%s", why);
+        }
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv);
     }
-    r->out.len = r->out_sent = 0;
-    return REDIS_OK;
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 
-/* The next reply, after writing what is queued (Redis buffers its replies
- * meanwhile; reading them as they come costs both sides more wake-ups).
- * The command timeout bounds each wait. */
+/* Hand what append() queued to the writer thread (started on first use). */
+static int send_some(struct rstate *r)
+{
+    struct writer *w = &r->w;
+    if (!r->out.len)
+        return REDIS_OK;
+    if (!w->started) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->th, NULL, writer_main, w) != 0) {
+            snprintf(r->c->errstr, sizeof r->c->errstr, "cannot start the writer thread");
+            r->out.len = 0;
+            return REDIS_ERR;
+        }
+        w->started = 1;
+    }
+    pthread_mutex_lock(&w->mu);
+    int err = w->err;
+    if (!err) {
+        w->fd = r->c->fd;
+        w->timeout_ms = r->timeout_ms;
+        if (!w->next.len) { /* the buffers change hands */
+            dg_buf t = w->next;
+            w->next = r->out;
+            r->out = t;
+        } else {
+            dg_buf_append(&w->next, r->out.data, r->out.len);
+        }
+        pthread_cond_broadcast(&w->cv);
+    } else {
+        snprintf(r->c->errstr, sizeof r->c->errstr, "%s", w->errstr);
+    }
+    pthread_mutex_unlock(&w->mu);
+    r->out.len = 0;
+    return err ? REDIS_ERR : REDIS_OK;
+}
+
+/* Wait until the writer has written everything (or failed; then its
+ * pending bytes are dropped). Before hiredis writes by itself, and before
+ * the connection goes. */
+static void writer_idle(struct rstate *r)
+{
+    struct writer *w = &r->w;
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (w->busy || (w->next.len && !w->err))
+        pthread_cond_wait(&w->cv, &w->mu);
+    w->next.len = 0;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The connection goes: the writer stops writing to it. */
+static void writer_reset(struct rstate *r)
+{
+    struct writer *w = &r->w;
+    r->out.len = 0;
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    if (w->busy && r->c)
+        shutdown(r->c->fd, SHUT_RDWR); /* a blocked write returns now */
+    w->err = 1;                        /* nothing more to this socket */
+    pthread_mutex_unlock(&w->mu);
+    writer_idle(r);
+    pthread_mutex_lock(&w->mu);
+    w->err = 0;
+    w->errstr[0] = '\0';
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The next reply: what is queued goes to the writer, the reply is read
+ * meanwhile (Redis answers a command once it has read it). */
 static int get_reply(struct rstate *r, redisReply **rep)
 {
     *rep = NULL;
-    while (r->out.len) {
-        if (send_some(r) != REDIS_OK)
-            return REDIS_ERR;
-        if (!r->out.len)
-            break;
-        struct pollfd pf = {r->c->fd, POLLOUT, 0};
-        int k = poll(&pf, 1, r->timeout_ms > 0 ? r->timeout_ms : -1);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            snprintf(r->c->errstr, sizeof r->c->errstr, "write: %s", k == 0 ? "timed out" : strerror(errno));
-            r->out.len = r->out_sent = 0;
-            return REDIS_ERR;
-        }
+    if (send_some(r) != REDIS_OK)
+        return REDIS_ERR;
+    int rr = redisGetReply(r->c, (void **)rep);
+    if (rr != REDIS_OK && r->w.started) {
+        pthread_mutex_lock(&r->w.mu);
+        if (r->w.err)
+            snprintf(r->c->errstr, sizeof r->c->errstr, "%s", r->w.errstr);
+        pthread_mutex_unlock(&r->w.mu);
     }
-    return redisGetReply(r->c, (void **)rep);
+    return rr;
 }
 
 static redisReply *cmd(struct rstate *r, int argc, const char **argv, const size_t *lens)
 {
+    writer_idle(r); /* hiredis writes this one itself: after what is queued */
     record(r, argc, argv, lens);
     redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
     if (!rep)
@@ -570,7 +684,7 @@ static int connect_redis(struct rstate *r)
 
     if (r->c)
         return 0;
-    r->out.len = r->out_sent = 0; /* what was queued went with the old connection */
+    writer_reset(r); /* what was queued went with the old connection */
     r->c = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, tv)
                         : redisConnectWithTimeout(r->host, r->port, tv);
     if (!r->c)
@@ -2206,6 +2320,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         freeReplyObject(rep);
         rep = NULL;
         fail_queue(r, NULL);
+        writer_reset(r);
         redisFree(r->c);
         r->c = NULL;
         if (connect_redis(r))
@@ -2415,6 +2530,19 @@ static void redis_destroy(struct dg_state *st)
         dg_hmap_free(&b->zsets);
         dg_hmap_free(&b->recs);
         dg_arena_free(&b->arena);
+    }
+    if (r->c)
+        writer_reset(r);
+    if (r->w.started) {
+        pthread_mutex_lock(&r->w.mu);
+        r->w.stop = 1;
+        pthread_cond_broadcast(&r->w.cv);
+        pthread_mutex_unlock(&r->w.mu);
+        pthread_join(r->w.th, NULL);
+        pthread_mutex_destroy(&r->w.mu);
+        pthread_cond_destroy(&r->w.cv);
+        dg_buf_free(&r->w.next);
+        dg_buf_free(&r->w.cur);
     }
     if (r->c)
         redisFree(r->c);
