@@ -56,7 +56,10 @@
 #include <unistd.h>
 
 /* Lua helpers of both commit scripts: MGET and EXISTS of any number of
- * keys (unpack() stops at about 8,000 values: in pieces). */
+ * keys (unpack() stops at about 8,000 values: in pieces); the version
+ * check of n (key, version) pairs from a[i] on, which adds each key that
+ * changed and what it holds now to bad (a key expected absent, version
+ * "", is checked with EXISTS: its value is fetched only when it exists). */
 #define LUA_PIECES \
     "local function mget(keys, n)\n" \
     "  local out = {}\n" \
@@ -71,6 +74,27 @@
     "  local c = 0\n" \
     "  for s = 1, n, 4000 do c = c + redis.call('EXISTS', unpack(keys, s, math.min(s + 3999, n))) end\n" \
     "  return c\n" \
+    "end\n" \
+    "local function check_keys(a, i, n, bad)\n" \
+    "  local pk, pv, ak = {}, {}, {}\n" \
+    "  for j = 1, n do\n" \
+    "    local k, v = a[i + 2 * j - 2], a[i + 2 * j - 1]\n" \
+    "    if v == '' then ak[#ak + 1] = k else pk[#pk + 1] = k; pv[#pv + 1] = v end\n" \
+    "  end\n" \
+    "  if #pk > 0 then\n" \
+    "    local cur = mget(pk, #pk)\n" \
+    "    for j = 1, #pk do\n" \
+    "      if string.sub(cur[j] or '', 1, 8) ~= pv[j] then\n" \
+    "        bad[#bad + 1] = pk[j]; bad[#bad + 1] = cur[j] or false\n" \
+    "      end\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if #ak > 0 and exists(ak, #ak) > 0 then\n" \
+    "    local cur = mget(ak, #ak)\n" \
+    "    for j = 1, #ak do\n" \
+    "      if cur[j] then bad[#bad + 1] = ak[j]; bad[#bad + 1] = cur[j] end\n" \
+    "    end\n" \
+    "  end\n" \
     "end\n"
 
 /* The write half of a batch, atomic. First the checks: the batch this one
@@ -100,16 +124,7 @@ static const char commit_script[] =
     "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n"
     "local n = tonumber(a[9])\n"
     "local i = 10\n"
-    "if n > 0 then\n"
-    "  local keys = {}\n"
-    "  for j = 1, n do keys[j] = a[i + 2 * j - 2] end\n"
-    "  local cur = mget(keys, n)\n"
-    "  for j = 1, n do\n"
-    "    if string.sub(cur[j] or '', 1, 8) ~= a[i + 2 * j - 1] then\n"
-    "      bad[#bad + 1] = keys[j]; bad[#bad + 1] = cur[j] or false\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
+    "check_keys(a, i, n, bad)\n"
     "if #bad > 1 then call('SET', a[7], '1', 'PX', 10000); return bad end\n"
     "i = i + 2 * n\n"
     "local ne = tonumber(a[i])\n"
@@ -172,16 +187,7 @@ static const char check_script[] =
     "local bad = {0}\n"
     "if (call('GET', a[1]) or '') ~= a[2] then bad[2] = a[1]; bad[3] = false end\n"
     "local n = tonumber(a[7])\n"
-    "if n > 0 then\n"
-    "  local keys = {}\n"
-    "  for j = 1, n do keys[j] = a[6 + 2 * j] end\n"
-    "  local cur = mget(keys, n)\n"
-    "  for j = 1, n do\n"
-    "    if string.sub(cur[j] or '', 1, 8) ~= a[7 + 2 * j] then\n"
-    "      bad[#bad + 1] = keys[j]; bad[#bad + 1] = cur[j] or false\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
+    "check_keys(a, 8, n, bad)\n"
     "if #bad > 1 then call('SET', a[5], '1', 'PX', 10000); return refuse(bad) end\n"
     "local i = 8 + 2 * n\n"
     "local ne = tonumber(a[i])\n"
