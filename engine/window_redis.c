@@ -176,7 +176,11 @@ static const char commit_script[] =
  * when one fails it also touches the write sequence ARGV[6], which the
  * transaction WATCHes, so that its EXEC writes nothing. ARGV: freezes'
  * version key and expected value, chain key, expected token, contention
- * key, write sequence, n, n x (key, version), ne, ne x e: key. Sent with
+ * key, write sequence and its expected value ("": not checked; else {4}
+ * when it differs: another instance committed since this one's last
+ * commit), n, n x (key, version), ne, ne x e: key. Keys left out of the
+ * n pairs are those this instance wrote or checked at a write sequence
+ * value since which only it has committed. Sent with
  * EVAL (never NOSCRIPT: the transaction behind it must not run unchecked). */
 static const char check_script[] =
     LUA_PIECES
@@ -184,12 +188,13 @@ static const char check_script[] =
     "local call = redis.call\n"
     "local function refuse(r) call('INCR', a[6]); return r end\n"
     "if a[4] ~= '' and call('GET', a[3]) ~= a[4] then return refuse({3}) end\n"
+    "if a[7] ~= '' and (call('GET', a[6]) or '0') ~= a[7] then return refuse({4}) end\n"
     "local bad = {0}\n"
     "if (call('GET', a[1]) or '') ~= a[2] then bad[2] = a[1]; bad[3] = false end\n"
-    "local n = tonumber(a[7])\n"
-    "check_keys(a, 8, n, bad)\n"
+    "local n = tonumber(a[8])\n"
+    "check_keys(a, 9, n, bad)\n"
     "if #bad > 1 then call('SET', a[5], '1', 'PX', 10000); return refuse(bad) end\n"
-    "local i = 8 + 2 * n\n"
+    "local i = 9 + 2 * n\n"
     "local ne = tonumber(a[i])\n"
     "if ne > 0 then\n"
     "  local ek = {}\n"
@@ -267,6 +272,8 @@ struct gentry {
     size_t wlen;
     int64_t wttl;
     int guessed;               /* not cached, not read: taken to be absent */
+    uint64_t vseq;             /* the write sequence at which it was known to
+                                  equal Redis (0: not known; see vfloor) */
     struct section *sec;
     size_t nsec, capsec;
 };
@@ -324,6 +331,8 @@ struct rbatch {
     char after[40];            /* the token its script expects there ("": any) */
     int placed;                /* it may place freezes */
     int tx;                    /* sent as check script + transaction (send_fast) */
+    int w_check;               /* its checks expect the write sequence w_expect */
+    uint64_t w_expect;
     size_t nqueued;            /* commands in its MULTI */
     size_t freeze_at, nfreeze; /* where its HSETNX replies are in EXEC's */
     size_t nguess;             /* keys taken to be absent */
@@ -367,6 +376,15 @@ struct rstate {
     char chain_key[128];       /* P chain:<instance>: the last batch committed */
     char contended_key[128];   /* P contended: instances conflict (see commit_script) */
     char wseq_key[128];        /* P wseq: every transaction commit touches it */
+    uint64_t vfloor;           /* keys whose vseq is at most this are version-
+                                  checked at commit; the others are covered by
+                                  the write sequence check (no commit but this
+                                  instance's since their vseq) */
+    uint64_t w_last;           /* the write sequence after this instance's last
+                                  commit, when w_last_valid */
+    int w_last_valid;
+    int w_known;               /* w_last valid and nothing failed since */
+    int64_t wcheck_off_until;  /* others commit too: full checks until then */
     int tx_ok;                 /* 1: this connection may commit by transaction;
                                   0: not probed yet; -1: refused (see probe_tx) */
     int64_t calm_until;        /* no batch built on another before this (wall ms) */
@@ -1819,6 +1837,10 @@ static int send_fast(struct rstate *r, const struct args *a)
     arg(&c, a->v[7], a->l[7]);
     arg(&c, a->v[9], a->l[9]); /* contention key */
     arg_str(&c, r->wseq_key);
+    if (b->w_check) /* the write sequence it expects */
+        arg_int(r, &c, (long long)b->w_expect);
+    else
+        arg(&c, "", 0);
     size_t n = arg_count(a, i);
     for (size_t k = 0; k < 1 + 2 * n; k++)
         arg(&c, a->v[i + k], a->l[i + k]);
@@ -1941,10 +1963,32 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         arg_str(&a, r->contended_key);
         arg_str(&a, r->wseq_key);
     }
+    /* a transaction (send_fast), or the single script */
+    if (r->tx_ok == 0 && r->nq == 0 && probe_tx(r) != 0) /* nothing in flight on this connection */
+        goto fail;
+    int tx = r->tx_ok == 1 && wall_ms() >= r->calm_until;
+    /* the write sequence this commit should find: after this instance's
+     * last commit, or one more than the batch ahead expected */
+    r->b->w_check = 0;
+    if (tx && wall_ms() >= r->wcheck_off_until) {
+        if (!r->nq && r->w_known) {
+            r->b->w_check = 1;
+            r->b->w_expect = r->w_last;
+        } else if (r->nq && r->slot[r->q[r->nq - 1]].w_check && r->slot[r->q[r->nq - 1]].tx) {
+            r->b->w_check = 1;
+            r->b->w_expect = r->slot[r->q[r->nq - 1]].w_expect + 1;
+        }
+    }
     /* every key read, with the version it had ("" when it did not exist;
-     * a copy: the entry takes its new version when the script is sent) */
-    arg_int(r, &a, (long long)(r->b->nbl + r->b->nrl));
+     * a copy: the entry takes its new version when the script is sent),
+     * but for the keys the write sequence check covers */
+    size_t nchk = r->b->nrl;
+    for (size_t i = 0; i < r->b->nbl; i++)
+        nchk += !(r->b->w_check && r->b->bl[i]->vseq > r->vfloor);
+    arg_int(r, &a, (long long)nchk);
     for (size_t i = 0; i < r->b->nbl; i++) {
+        if (r->b->w_check && r->b->bl[i]->vseq > r->vfloor)
+            continue;
         arg(&a, r->b->bl[i]->key, r->b->bl[i]->keylen);
         arg(&a, dg_arena_strndup(&r->b->arena, (const char *)r->b->bl[i]->ver, 8),
             r->b->bl[i]->existed ? 8 : 0);
@@ -2079,9 +2123,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     }
 
     r->b->tx = 0;
-    if (r->tx_ok == 0 && r->nq == 0 && probe_tx(r) != 0) /* nothing in flight on this connection */
-        goto fail;
-    if (r->tx_ok == 1 && wall_ms() >= r->calm_until) {
+    if (tx) {
         if (send_fast(r, &a) != REDIS_OK)
             goto fail_down;
     } else if (append(r, (int)a.n, a.v, a.l) != REDIS_OK) {
@@ -2186,10 +2228,11 @@ static int raw_line(struct rstate *r, const char **line, size_t *len)
 }
 
 /* The replies of a commit sent by send_fast: *check gets check_script's
- * (the caller frees it), *placed the freezes EXEC placed. Returns 1 when
+ * (the caller frees it), *placed the freezes EXEC placed, *wseq the write
+ * sequence after it. Returns 1 when
  * EXEC wrote, 0 when it wrote nothing, -1 when the connection failed (or
  * the replies make no sense). */
-static int recv_fast(struct rstate *r, redisReply **check, long long *placed)
+static int recv_fast(struct rstate *r, redisReply **check, long long *placed, uint64_t *wseq)
 {
     struct rbatch *b = r->b;
     redisReply *x = NULL;
@@ -2230,7 +2273,9 @@ static int recv_fast(struct rstate *r, redisReply **check, long long *placed)
         for (size_t k = 0; k < b->nqueued; k++) {
             if (raw_line(r, &l, &n) != REDIS_OK)
                 return fail(r, DG_STATE_DOWN, "%s", r->c->errstr);
-            if (l[0] == ':' && k >= b->freeze_at && k < b->freeze_at + b->nfreeze) {
+            if (l[0] == ':' && k + 1 == b->nqueued) { /* INCR of the write sequence, last */
+                *wseq = strtoull(l + 1, NULL, 10);
+            } else if (l[0] == ':' && k >= b->freeze_at && k < b->freeze_at + b->nfreeze) {
                 *placed += strtoll(l + 1, NULL, 10);
             } else if (l[0] == '-' && !bad) {
                 bad = "a write in the transaction";
@@ -2294,8 +2339,10 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     r->b->csent = 0;
     long long placed = 0;
     int wrote = -1;
+    uint64_t wseq = 0;
+    r->w_known = 0; /* known again when this commit went through */
     if (r->b->tx) {
-        wrote = recv_fast(r, &rep, &placed);
+        wrote = recv_fast(r, &rep, &placed, &wseq);
         if (wrote < 0)
             goto out;
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -2415,6 +2462,15 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         fail(r, DG_STATE_CONFLICT, "events of this batch were decided already");
         goto out;
     }
+    if (rep->element[0]->integer == 4) {
+        /* another instance committed since this one's last commit: its
+         * keys are checked one by one for a while */
+        r->wcheck_off_until = wall_ms() + 10000;
+        r->vfloor = UINT64_MAX;
+        r->stats.conflicts++;
+        fail(r, DG_STATE_CONFLICT, "another instance committed since this instance's last commit");
+        goto out;
+    }
     if (rep->element[0]->integer == 3) { /* built on a batch that was not committed */
         fail(r, DG_STATE_CONFLICT, "a batch ahead of it was not committed");
         goto out;
@@ -2448,6 +2504,20 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         if (ct && ct->type == REDIS_REPLY_INTEGER && ct->integer > 0)
             r->calm_until = now + 10000;
         r->stats.tx_commits += b->tx;
+        if (b->tx && wseq) {
+            /* the keys it used equal Redis's as of wseq; a gap since this
+             * instance's last commit means others committed: what was
+             * checked before is checked again */
+            if (!(r->w_last_valid && wseq == r->w_last + 1))
+                r->vfloor = wseq - 1;
+            r->w_last = wseq;
+            r->w_last_valid = r->w_known = 1;
+            for (size_t i = 0; i < b->nbl; i++)
+                b->bl[i]->vseq = wseq;
+        } else {
+            r->vfloor = UINT64_MAX;
+            r->w_last_valid = 0;
+        }
         if (r->known.n)
             known_clear(r);
     }
@@ -2619,6 +2689,7 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_hmap_init(&r->fz);
     dg_hmap_init(&r->known);
     r->present = 1; /* read first, until keys not cached turn out to be new */
+    r->vfloor = UINT64_MAX;
     const char *rec = getenv("DG_REDIS_RECORD");
     if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
         snprintf(err, errsz, "DG_REDIS_RECORD: cannot write '%s'", rec);
