@@ -1429,8 +1429,18 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     /* the keys the batch needs */
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
+        size_t og = r->b->nopg; /* this item's first */
         for (size_t o = 0; o < it->nops; o++) {
-            struct gentry *g = gentry_for(r, &rs->windows[it->ops[o].win], &it->ops[o], now);
+            /* windows keyed by the same fields share a key: found once */
+            const struct dg_window *w = &rs->windows[it->ops[o].win];
+            struct gentry *g = NULL;
+            for (size_t p = 0; p < o && !g; p++)
+                if (rs->windows[it->ops[p].win].keyset_hash == w->keyset_hash &&
+                    it->ops[p].keylen == it->ops[o].keylen &&
+                    !memcmp(it->ops[p].key, it->ops[o].key, it->ops[o].keylen))
+                    g = r->b->opg[og + p];
+            if (!g)
+                g = gentry_for(r, w, &it->ops[o], now);
             if (r->b->nopg == r->b->capopg) {
                 r->b->capopg = r->b->capopg ? 2 * r->b->capopg : 1024;
                 r->b->opg = dg_xrealloc(r->b->opg, r->b->capopg * sizeof(*r->b->opg));
@@ -1653,11 +1663,20 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         it->frozen = 0;
         it->late = 0;
         for (int sc = 0; sc < DG_NSCOPES && r->fz.n; sc++) {
-            size_t fl;
+            char field[256];
+            const char *name = dg_scope_name(sc);
+            size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
             if (!it->scope_key[sc])
                 continue;
-            const char *field = freeze_field(r, it, sc, &fl);
-            if (dg_hmap_get(&r->fz, field, fl))
+            const char *f = field;
+            if (fl <= sizeof field) {
+                memcpy(field, name, nl);
+                field[nl] = '|';
+                memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
+            } else {
+                f = freeze_field(r, it, sc, &fl);
+            }
+            if (dg_hmap_get(&r->fz, f, fl))
                 it->frozen |= 1u << sc;
         }
         if (it->dup)
