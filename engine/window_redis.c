@@ -59,7 +59,9 @@
  * keys (unpack() stops at about 8,000 values: in pieces); the version
  * check of n (key, version) pairs from a[i] on, which adds each key that
  * changed and what it holds now to bad (a key expected absent, version
- * "", is checked with EXISTS: its value is fetched only when it exists). */
+ * "", is checked with EXISTS: its value is fetched only when it exists);
+ * decided(): {2, index, stored decision, ...} when any of the ne e: keys
+ * exists, else nil. */
 #define LUA_PIECES \
     "local function mget(keys, n)\n" \
     "  local out = {}\n" \
@@ -74,6 +76,15 @@
     "  local c = 0\n" \
     "  for s = 1, n, 4000 do c = c + redis.call('EXISTS', unpack(keys, s, math.min(s + 3999, n))) end\n" \
     "  return c\n" \
+    "end\n" \
+    "local function decided(ek, ne)\n" \
+    "  if exists(ek, ne) == 0 then return nil end\n" \
+    "  local cur = mget(ek, ne)\n" \
+    "  local out = {2}\n" \
+    "  for j = 1, ne do\n" \
+    "    if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n" \
+    "  end\n" \
+    "  return out\n" \
     "end\n" \
     "local function check_keys(a, i, n, bad)\n" \
     "  local pk, pv, ak = {}, {}, {}\n" \
@@ -131,14 +142,8 @@ static const char commit_script[] =
     "if ne > 0 then\n"
     "  local ek = {}\n"
     "  for j = 1, ne do ek[j] = a[i + 3 * j - 2] end\n"
-    "  if exists(ek, ne) > 0 then\n"
-    "    local cur = mget(ek, ne)\n"
-    "    local out = {2}\n"
-    "    for j = 1, ne do\n"
-    "      if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n"
-    "    end\n"
-    "    return out\n"
-    "  end\n"
+    "  local out = decided(ek, ne)\n"
+    "  if out then return out end\n"
     "  for _ = 1, ne do\n"
     "    call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
     "    i = i + 3\n"
@@ -199,14 +204,8 @@ static const char check_script[] =
     "if ne > 0 then\n"
     "  local ek = {}\n"
     "  for j = 1, ne do ek[j] = a[i + j] end\n"
-    "  if exists(ek, ne) > 0 then\n"
-    "    local cur = mget(ek, ne)\n"
-    "    local out = {2}\n"
-    "    for j = 1, ne do\n"
-    "      if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n"
-    "    end\n"
-    "    return refuse(out)\n"
-    "  end\n"
+    "  local out = decided(ek, ne)\n"
+    "  if out then return refuse(out) end\n"
     "end\n"
     "return {1, call('EXISTS', a[5])}\n";
 
