@@ -555,12 +555,43 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Hand what append() queued to the writer thread (started on first use). */
+/* Send what append() queued: what the socket takes at once is written
+ * here (a small batch never wakes the writer), the rest is handed to the
+ * writer thread (started on first use). */
 static int send_some(struct rstate *r)
 {
     struct writer *w = &r->w;
     if (!r->out.len)
         return REDIS_OK;
+    int idle = 1;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        idle = !w->busy && !w->next.len && !w->err;
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (idle) { /* nothing of the writer's is pending: the order holds */
+        size_t off = 0;
+        while (off < r->out.len) {
+            ssize_t n = send(r->c->fd, r->out.data + off, r->out.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            snprintf(r->c->errstr, sizeof r->c->errstr, "write: %s", n < 0 ? strerror(errno) : "closed");
+            r->out.len = 0;
+            return REDIS_ERR;
+        }
+        if (off == r->out.len) {
+            r->out.len = 0;
+            return REDIS_OK;
+        }
+        memmove(r->out.data, r->out.data + off, r->out.len - off);
+        r->out.len -= off;
+    }
     if (!w->started) {
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
