@@ -59,7 +59,10 @@
  * keys (unpack() stops at about 8,000 values: in pieces); the version
  * check of n (key, version) pairs from a[i] on, which adds each key that
  * changed and what it holds now to bad (a key expected absent, version
- * "", is checked with EXISTS: its value is fetched only when it exists);
+ * "", is checked with EXISTS: its value is fetched only when it exists),
+ * and says whether a key that existed changed (another writer: the
+ * scripts then mark the contention key; a key taken to be absent that
+ * exists is only a wrong guess);
  * decided(): {2, index, stored decision, ...} when any of the ne e: keys
  * exists, else nil. */
 #define LUA_PIECES \
@@ -87,6 +90,7 @@
     "  return out\n" \
     "end\n" \
     "local function check_keys(a, i, n, bad)\n" \
+    "  local real = false\n" \
     "  local pk, pv, ak = {}, {}, {}\n" \
     "  for j = 1, n do\n" \
     "    local k, v = a[i + 2 * j - 2], a[i + 2 * j - 1]\n" \
@@ -96,7 +100,7 @@
     "    local cur = mget(pk, #pk)\n" \
     "    for j = 1, #pk do\n" \
     "      if string.sub(cur[j] or '', 1, 8) ~= pv[j] then\n" \
-    "        bad[#bad + 1] = pk[j]; bad[#bad + 1] = cur[j] or false\n" \
+    "        bad[#bad + 1] = pk[j]; bad[#bad + 1] = cur[j] or false; real = true\n" \
     "      end\n" \
     "    end\n" \
     "  end\n" \
@@ -106,6 +110,7 @@
     "      if cur[j] then bad[#bad + 1] = ak[j]; bad[#bad + 1] = cur[j] end\n" \
     "    end\n" \
     "  end\n" \
+    "  return real\n" \
     "end\n"
 
 /* The write half of a batch, atomic. First the checks: the batch this one
@@ -135,8 +140,11 @@ static const char commit_script[] =
     "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n"
     "local n = tonumber(a[9])\n"
     "local i = 10\n"
-    "check_keys(a, i, n, bad)\n"
-    "if #bad > 1 then call('SET', a[7], '1', 'PX', 10000); return bad end\n"
+    "local real = check_keys(a, i, n, bad)\n"
+    "if #bad > 1 then\n"
+    "  if real then call('SET', a[7], '1', 'PX', 10000) end\n"
+    "  return bad\n"
+    "end\n"
     "i = i + 2 * n\n"
     "local ne = tonumber(a[i])\n"
     "if ne > 0 then\n"
@@ -197,8 +205,11 @@ static const char check_script[] =
     "local bad = {0}\n"
     "if (call('GET', a[1]) or '') ~= a[2] then bad[2] = a[1]; bad[3] = false end\n"
     "local n = tonumber(a[8])\n"
-    "check_keys(a, 9, n, bad)\n"
-    "if #bad > 1 then call('SET', a[5], '1', 'PX', 10000); return refuse(bad) end\n"
+    "local real = check_keys(a, 9, n, bad)\n"
+    "if #bad > 1 then\n"
+    "  if real then call('SET', a[5], '1', 'PX', 10000) end\n"
+    "  return refuse(bad)\n"
+    "end\n"
     "local i = 9 + 2 * n\n"
     "local ne = tonumber(a[i])\n"
     "if ne > 0 then\n"
@@ -224,6 +235,7 @@ struct centry {
 #define CACHE_READ_MS 10000                 /* a key only read: kept this long */
 #define CACHE_MARGIN_MS 1000                /* dropped this long before Redis expires it */
 #define GUESS_BELOW 0.2                     /* see rstate.present */
+#define NCLASS 32                           /* see rstate.present */
 #define GC_MAX_KEYS 1000000                 /* decoded keys kept; then it starts over */
 
 /* A withdrawal request's record this batch reads (and maybe writes). */
@@ -271,6 +283,7 @@ struct gentry {
     size_t wlen;
     int64_t wttl;
     int guessed;               /* not cached, not read: taken to be absent */
+    int cls;                   /* see key_class */
     uint64_t vseq;             /* the write sequence at which it was known to
                                   equal Redis (0: not known; see vfloor) */
     struct section *sec;
@@ -334,7 +347,6 @@ struct rbatch {
     uint64_t w_expect;
     size_t nqueued;            /* commands in its MULTI */
     size_t freeze_at, nfreeze; /* where its HSETNX replies are in EXEC's */
-    size_t nguess;             /* keys taken to be absent */
     struct gentry **wg;        /* the keys it writes, and how long they live */
     int64_t *wttl;
     size_t nwg, capwg;
@@ -411,9 +423,11 @@ struct rstate {
     int read_all;              /* after a conflict, until a commit: keys not
                                   cached are read, never taken to be absent (the
                                   retry drops what the failed attempt touched) */
-    double present;            /* how often a key not cached turned out to exist
-                                  (moving average): below GUESS_BELOW, such keys
-                                  are taken to be absent instead of read first */
+    double present[NCLASS];    /* how often a key not cached turned out to exist
+                                  (moving average), by class (request records;
+                                  window keys by their key fields, see key_class):
+                                  below GUESS_BELOW, such keys of the class are
+                                  taken to be absent instead of read first */
     struct dg_redis_stats stats;
 };
 
@@ -898,10 +912,37 @@ static void cache_sweep(struct rstate *r, int64_t now, size_t slots)
 }
 
 /* Of n keys not cached, k existed: the moving average follows. */
-static void note_present(struct rstate *r, size_t k, size_t n)
+static void note_present(struct rstate *r, int cls, size_t k, size_t n)
 {
     if (n)
-        r->present = 0.8 * r->present + 0.2 * ((double)k / (double)n);
+        r->present[cls] = 0.8 * r->present[cls] + 0.2 * ((double)k / (double)n);
+}
+
+/* The class of a key for rstate.present: 0 for request records, else by
+ * the key fields (the digest in a g: key), so that keys of one kind that
+ * mostly exist (an account's) are read while those mostly new (a pair of
+ * account and destination) are not. */
+static int keyset_class(uint64_t keyset_hash)
+{
+    return 1 + (int)(keyset_hash % (NCLASS - 1));
+}
+
+static int key_class(const struct rstate *r, const char *key, size_t len)
+{
+    size_t pl = strlen(r->prefix);
+    uint64_t h = 0;
+    if (len < pl + 2 + 16 || memcmp(key + pl, "g:", 2))
+        return 0;
+    for (size_t i = pl + 2; i < pl + 18; i++) {
+        char c = key[i];
+        h = h << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
+    }
+    return keyset_class(h);
+}
+
+static int gentry_class(const struct gentry *g)
+{
+    return g->cls;
 }
 
 static void known_clear(struct rstate *r)
@@ -1108,6 +1149,7 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
         memcpy(k, r->kb.data, r->kb.len + 1);
         g->key = k;
         g->keylen = r->kb.len;
+        g->cls = keyset_class(w->keyset_hash);
         dg_hmap_put(&r->gc, k, g->keylen, g);
     }
     if (g->seq == r->seq)
@@ -1492,14 +1534,14 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     /* from the cache, or to be read - or, when keys not cached have
      * mostly been new lately, taken to be absent: the commit script checks
      * that, and sends what they hold when it is wrong */
-    int guess = r->present < GUESS_BELOW && !r->read_all;
-    if (ahead && !guess) {
+#define GUESS(cls) (r->present[cls] < GUESS_BELOW && !r->read_all)
+    if (ahead) {
         /* keys this batch would read: their reply comes after the other
          * batch's outcome */
         int need = 0;
         for (size_t i = 0; i < r->b->nbl && !need; i++)
-            need = !r->b->bl[i]->known;
-        for (size_t i = 0; i < r->b->nrl && !need; i++)
+            need = !r->b->bl[i]->known && !GUESS(gentry_class(r->b->bl[i]));
+        for (size_t i = 0; i < r->b->nrl && !need && !GUESS(0); i++)
             need = !cache_get(r, r->b->rl[i]->key, r->b->rl[i]->keylen, now);
         if (need) {
             batch_reset(r);
@@ -1515,7 +1557,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             r->stats.keys_cached++;
             continue;
         }
-        if (guess) {
+        if (GUESS(gentry_class(g))) {
             g->guessed = g->known = 1;
             g->existed = 0;
             g->expires_ms = now + CACHE_READ_MS;
@@ -1528,7 +1570,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     for (size_t i = 0; i < r->b->nrl; i++) {
         struct rentry *re = r->b->rl[i];
         const struct centry *ce = cache_get(r, re->key, re->keylen, now);
-        if (!ce && guess) {
+        if (!ce && GUESS(0)) {
             re->guessed = 1;
             r->stats.keys_guessed++;
             continue;
@@ -1568,10 +1610,14 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                 goto out;
             }
             int64_t until = now + CACHE_READ_MS;
-            size_t there_n = 0;
-            for (size_t k = 0; k < nmg + nmr; k++)
-                there_n += rep->element[k]->type == REDIS_REPLY_STRING;
-            note_present(r, there_n, nmg + nmr);
+            size_t there_n[NCLASS] = {0}, read_n[NCLASS] = {0};
+            for (size_t k = 0; k < nmg + nmr; k++) {
+                int c = k < nmg ? gentry_class(r->b->bl[miss_g[k]]) : 0;
+                read_n[c]++;
+                there_n[c] += rep->element[k]->type == REDIS_REPLY_STRING;
+            }
+            for (int c = 0; c < NCLASS; c++)
+                note_present(r, c, there_n[c], read_n[c]);
             for (size_t k = 0; k < nmg; k++) {
                 struct gentry *g = r->b->bl[miss_g[k]];
                 redisReply *e = rep->element[k];
@@ -2201,12 +2247,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         }
     /* the cache takes the batch's writes now, so that a batch applied
      * before this one's outcome builds on them; a failure drops them */
-    b->nwg = b->nguess = 0;
+    b->nwg = 0;
     int64_t now = wall_ms();
     for (size_t i = 0; i < b->nbl; i++) {
         struct gentry *g = b->bl[i];
         g->pin++;
-        b->nguess += g->guessed;
         if (!g->dirty)
             continue;
         if (b->nwg == b->capwg) {
@@ -2221,7 +2266,6 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     }
     for (size_t i = 0; i < b->nrl; i++) {
         struct rentry *re = b->rl[i];
-        b->nguess += re->guessed;
         if (re->write)
             cache_put(r, re->key, re->keylen, re->wval, re->wlen, 1,
                       now + DG_REQUEST_RETENTION_MS - CACHE_MARGIN_MS);
@@ -2445,9 +2489,13 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     if (rep->element[0]->integer == 0) {
         /* keys changed since this instance read or wrote them: forget
          * them (and the freezes, if they changed), read, judge again */
-        size_t fvl, nguess = r->b->nguess, present = 0, pl = strlen(r->prefix);
+        size_t fvl, pl = strlen(r->prefix), guessed[NCLASS] = {0}, present[NCLASS] = {0};
         const char *first = "?";
         int64_t until = wall_ms() + CACHE_READ_MS;
+        for (size_t i = 0; i < r->b->nbl; i++)
+            guessed[gentry_class(r->b->bl[i])] += r->b->bl[i]->guessed;
+        for (size_t i = 0; i < r->b->nrl; i++)
+            guessed[0] += r->b->rl[i]->guessed;
         give_up(r); /* the keys it touched hold its changes */
         gave_up = 1;
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
@@ -2473,6 +2521,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
                 memcpy(key, e->str, e->len);
                 g->key = key;
                 g->keylen = e->len;
+                g->cls = key_class(r, e->str, e->len);
                 if (decode_blob(r, r->gc_rs, g, v->str, v->len) != 0) {
                     gentry_free(g);
                     continue;
@@ -2485,11 +2534,12 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             }
         }
         for (size_t k = 1; k + 1 < rep->elements; k += 2)
-            present += rep->element[k + 1]->type == REDIS_REPLY_STRING;
-        note_present(r, present < nguess ? present : nguess, nguess);
+            if (rep->element[k]->type == REDIS_REPLY_STRING && rep->element[k + 1]->type == REDIS_REPLY_STRING)
+                present[key_class(r, rep->element[k]->str, rep->element[k]->len)]++;
+        for (int c = 0; c < NCLASS; c++)
+            note_present(r, c, present[c] < guessed[c] ? present[c] : guessed[c], guessed[c]);
         r->stats.conflicts++;
-        r->calm_until = wall_ms() + 10000;
-        r->read_all = 1;
+        r->read_all = 1; /* (a key another instance changed marks the contention key: see check_keys) */
         fail(r, DG_STATE_CONFLICT, "key '%s' changed while this batch was decided", first);
         goto out;
     }
@@ -2542,7 +2592,15 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             if (re->guessed && !re->write && !dg_hmap_get(&r->cache, re->key, re->keylen))
                 cache_put(r, re->key, re->keylen, NULL, 0, 0, now + CACHE_READ_MS); /* seen absent */
         }
-        note_present(r, 0, b->nguess);
+        {
+            size_t guessed[NCLASS] = {0};
+            for (size_t i = 0; i < b->nbl; i++)
+                guessed[gentry_class(b->bl[i])] += b->bl[i]->guessed;
+            for (size_t i = 0; i < b->nrl; i++)
+                guessed[0] += b->rl[i]->guessed;
+            for (int c = 0; c < NCLASS; c++)
+                note_present(r, c, 0, guessed[c]);
+        }
         /* {1, placed, contended}; a transaction's check: {1, contended} */
         const redisReply *pl = b->tx ? NULL : rep->elements > 1 ? rep->element[1] : NULL,
                          *ct = rep->elements > 2 - (size_t)b->tx ? rep->element[2 - b->tx] : NULL;
@@ -2737,7 +2795,8 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     dg_hmap_init_borrowed(&r->cache);
     dg_hmap_init(&r->fz);
     dg_hmap_init(&r->known);
-    r->present = 1; /* read first, until keys not cached turn out to be new */
+    for (int k = 0; k < NCLASS; k++)
+        r->present[k] = 1; /* read first, until keys not cached turn out to be new */
     r->vfloor = UINT64_MAX;
     const char *rec = getenv("DG_REDIS_RECORD");
     if (rec && *rec && !(r->record = fopen(rec, "wb"))) {
