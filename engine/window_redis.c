@@ -13,12 +13,16 @@
  *             changed). A batch whose keys are all cached reads nothing.
  *             Then, in the engine, the same window code the memory backend
  *             runs (window_state.c), event after event.
- *   commit(): one script (EVALSHA): check that no key the batch used
- *             changed since it was read or written here (an 8-byte version
- *             in front of each blob), that the freezes did not change, and
- *             that none of its events was decided already; then write the
- *             blobs, the distinct values, each event's decision under its
- *             event_id, and the freezes - all or nothing.
+ *   commit(): check that no key the batch used changed since it was read
+ *             or written here (an 8-byte version in front of each blob, or
+ *             for keys this instance alone wrote since, the write sequence
+ *             P wseq), that the freezes did not change, and that none of
+ *             its events was decided already; then write the blobs, the
+ *             distinct values, each event's decision under its event_id,
+ *             and the freezes - all or nothing. Normally a check script and
+ *             a MULTI/EXEC transaction that WATCHes the write sequence
+ *             (send_fast); while instances contend, or when the ACL lacks
+ *             the commands, one script (EVALSHA) that does both.
  * So a batch is one round trip once its keys are cached; the backends agree
  * bit for bit by construction; a batch retried after a lost reply, or an
  * event redelivered after a crash, finds its events decided: the script
@@ -35,6 +39,7 @@
  *   P r:<withdrawal_id>    string: version (8 bytes LE) + the request's record
  *                          (reconciliation: decision, destination, paid?)
  *   P freezes              hash: "<scope>|<key>" -> JSON record
+ *   P wseq                 counter: raised by every commit
  */
 #include "state.h"
 #include "hmap.h"
@@ -492,9 +497,9 @@ static void put_len(dg_buf *b, char kind, size_t n)
     b->data[b->len++] = '\n';
 }
 
-/* Queue a command: RESP into r->out, which send_some() and get_reply() writes to the
- * socket itself (one buffer kept across batches: a batch's commit is
- * large, and hiredis would build and free it twice). */
+/* Queue a command: RESP into r->out, which send_some() (directly, or by
+ * the writer thread) puts on the socket (buffers kept across batches: a
+ * batch's commit is large, and hiredis would build and free it twice). */
 static int append(struct rstate *r, int argc, const char **argv, const size_t *lens)
 {
     dg_buf *b = &r->out;
