@@ -190,7 +190,7 @@ static const char commit_script[] =
     "return {1, placed, call('EXISTS', a[7])}\n";
 
 /* The checks of commit_script alone, for the transaction commit (see
- * send_fast): the same checks and replies, {1, contended} when they pass;
+ * send_fast): the same checks and replies, {1, 0, contended} when they pass;
  * when one fails it also touches the write sequence ARGV[6], which the
  * transaction WATCHes, so that its EXEC writes nothing. ARGV: freezes'
  * version key and expected value, chain key, expected token, contention
@@ -223,7 +223,7 @@ static const char check_script[] =
     "  local out = decided(ek, ne)\n"
     "  if out then return refuse(out) end\n"
     "end\n"
-    "return {1, call('EXISTS', a[5])}\n";
+    "return {1, 0, call('EXISTS', a[5])}\n";
 
 /* The write-through cache: a Redis key this instance read or wrote, as it
  * stands there (version included), until expires_ms (wall clock). */
@@ -397,9 +397,9 @@ struct rstate {
                                   the write sequence check (no commit but this
                                   instance's since their vseq) */
     uint64_t w_last;           /* the write sequence after this instance's last
-                                  commit, when w_last_valid */
-    int w_last_valid;
-    int w_known;               /* w_last valid and nothing failed since */
+                                  commit, when w_known (its last commit went
+                                  through as a transaction, nothing failed since) */
+    int w_known;
     int64_t wcheck_off_until;  /* others commit too: full checks until then */
     int tx_ok;                 /* 1: this connection may commit by transaction;
                                   0: not probed yet; -1: refused (see probe_tx) */
@@ -462,6 +462,7 @@ static int fail(struct rstate *r, int err, const char *fmt, ...)
         writer_reset(r);
         redisFree(r->c);
         r->c = NULL;
+        r->w_known = 0;
         lose_replies(r);
     }
     return -1;
@@ -932,6 +933,22 @@ static int keyset_class(uint64_t keyset_hash)
     return 1 + (int)(keyset_hash % (NCLASS - 1));
 }
 
+/* Keys of class cls not cached are taken to be absent, not read. */
+static int guessing(const struct rstate *r, int cls)
+{
+    return r->present[cls] < GUESS_BELOW && !r->read_all;
+}
+
+/* How many keys of each class batch b took to be absent. */
+static void count_guessed(const struct rbatch *b, size_t out[NCLASS])
+{
+    memset(out, 0, NCLASS * sizeof(*out));
+    for (size_t i = 0; i < b->nbl; i++)
+        out[b->bl[i]->cls] += b->bl[i]->guessed;
+    for (size_t i = 0; i < b->nrl; i++)
+        out[0] += b->rl[i]->guessed;
+}
+
 static int key_class(const struct rstate *r, const char *key, size_t len)
 {
     size_t pl = strlen(r->prefix);
@@ -943,11 +960,6 @@ static int key_class(const struct rstate *r, const char *key, size_t len)
         h = h << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
     }
     return keyset_class(h);
-}
-
-static int gentry_class(const struct gentry *g)
-{
-    return g->cls;
 }
 
 static void known_clear(struct rstate *r)
@@ -1411,19 +1423,21 @@ static int seen_before(struct rstate *r, const struct dg_item *items, size_t i)
     }
 }
 
-/* The freezes field of scope sc of it, "scope|key" (as the memory backend
- * keys it), in the batch arena. */
-static const char *freeze_field(struct rstate *r, const struct dg_item *it, int sc, size_t *len)
+/* The freezes hash's field of a scope's key, "scope|key" (as the memory
+ * backend keys it), into out (emptied first). */
+static void freeze_field(dg_buf *out, int scope, const char *key, size_t keylen)
 {
-    const char *name = dg_scope_name(sc);
-    size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
-    char *field = dg_arena_alloc(&r->b->arena, fl + 1);
-    memcpy(field, name, nl);
-    field[nl] = '|';
-    memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
-    field[fl] = '\0';
-    *len = fl;
-    return field;
+    out->len = 0;
+    dg_buf_puts(out, dg_scope_name(scope));
+    dg_buf_putc(out, '|');
+    dg_buf_append(out, key, keylen);
+}
+
+/* Whether the freezes as cached hold scope sc of it (r->kb: scratch). */
+static int frozen_in_cache(struct rstate *r, const struct dg_item *it, int sc)
+{
+    freeze_field(&r->kb, sc, it->scope_key[sc], it->scope_len[sc]);
+    return dg_hmap_get(&r->fz, r->kb.data, r->kb.len) != NULL;
 }
 
 /* apply() cannot build on the batch ahead: nothing done, try after it. */
@@ -1539,14 +1553,13 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     /* from the cache, or to be read - or, when keys not cached have
      * mostly been new lately, taken to be absent: the commit script checks
      * that, and sends what they hold when it is wrong */
-#define GUESS(cls) (r->present[cls] < GUESS_BELOW && !r->read_all)
     if (ahead) {
         /* keys this batch would read: their reply comes after the other
          * batch's outcome */
         int need = 0;
         for (size_t i = 0; i < r->b->nbl && !need; i++)
-            need = !r->b->bl[i]->known && !GUESS(gentry_class(r->b->bl[i]));
-        for (size_t i = 0; i < r->b->nrl && !need && !GUESS(0); i++)
+            need = !r->b->bl[i]->known && !guessing(r, r->b->bl[i]->cls);
+        for (size_t i = 0; i < r->b->nrl && !need && !guessing(r, 0); i++)
             need = !cache_get(r, r->b->rl[i]->key, r->b->rl[i]->keylen, now);
         if (need) {
             batch_reset(r);
@@ -1562,7 +1575,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             r->stats.keys_cached++;
             continue;
         }
-        if (GUESS(gentry_class(g))) {
+        if (guessing(r, g->cls)) {
             g->guessed = g->known = 1;
             g->existed = 0;
             g->expires_ms = now + CACHE_READ_MS;
@@ -1575,7 +1588,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
     for (size_t i = 0; i < r->b->nrl; i++) {
         struct rentry *re = r->b->rl[i];
         const struct centry *ce = cache_get(r, re->key, re->keylen, now);
-        if (!ce && GUESS(0)) {
+        if (!ce && guessing(r, 0)) {
             re->guessed = 1;
             r->stats.keys_guessed++;
             continue;
@@ -1617,7 +1630,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             int64_t until = now + CACHE_READ_MS;
             size_t there_n[NCLASS] = {0}, read_n[NCLASS] = {0};
             for (size_t k = 0; k < nmg + nmr; k++) {
-                int c = k < nmg ? gentry_class(r->b->bl[miss_g[k]]) : 0;
+                int c = k < nmg ? r->b->bl[miss_g[k]]->cls : 0;
                 read_n[c]++;
                 there_n[c] += rep->element[k]->type == REDIS_REPLY_STRING;
             }
@@ -1743,23 +1756,9 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         struct dg_item *it = &items[i];
         it->frozen = 0;
         it->late = 0;
-        for (int sc = 0; sc < DG_NSCOPES && r->fz.n; sc++) {
-            char field[256];
-            const char *name = dg_scope_name(sc);
-            size_t nl = strlen(name), fl = nl + 1 + it->scope_len[sc];
-            if (!it->scope_key[sc])
-                continue;
-            const char *f = field;
-            if (fl <= sizeof field) {
-                memcpy(field, name, nl);
-                field[nl] = '|';
-                memcpy(field + nl + 1, it->scope_key[sc], it->scope_len[sc]);
-            } else {
-                f = freeze_field(r, it, sc, &fl);
-            }
-            if (dg_hmap_get(&r->fz, f, fl))
+        for (int sc = 0; sc < DG_NSCOPES && r->fz.n; sc++)
+            if (it->scope_key[sc] && frozen_in_cache(r, it, sc))
                 it->frozen |= 1u << sc;
-        }
         if (it->dup)
             continue;
         if (seen_before(r, items, i)) {
@@ -2203,7 +2202,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
                 continue;
             const char *name = dg_scope_name(s);
             dg_buf f = {0}, j = {0};
-            dg_buf_printf(&f, "%s|%.*s", name, (int)it->scope_len[s], it->scope_key[s]);
+            freeze_field(&f, s, it->scope_key[s], it->scope_len[s]);
             dg_buf_printf(&j, "{\"scope\":\"%s\",\"key\":", name);
             dg_buf_json_str(&j, it->scope_key[s], it->scope_len[s]);
             dg_buf_puts(&j, ",\"rule\":");
@@ -2242,14 +2241,9 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     /* a freeze not in force yet changes the freezes a later batch sees */
     b->placed = 0;
     for (size_t i = 0; i < n && !b->placed; i++)
-        for (int sc = 0; sc < DG_NSCOPES && !items[i].dup; sc++) {
-            size_t fl;
-            if (!(items[i].freeze & (1u << sc)) || !items[i].scope_key[sc])
-                continue;
-            const char *field = freeze_field(r, &items[i], sc, &fl);
-            if (!dg_hmap_get(&r->fz, field, fl))
+        for (int sc = 0; sc < DG_NSCOPES && !items[i].dup; sc++)
+            if ((items[i].freeze & (1u << sc)) && items[i].scope_key[sc] && !frozen_in_cache(r, &items[i], sc))
                 b->placed = 1;
-        }
     /* the cache takes the batch's writes now, so that a batch applied
      * before this one's outcome builds on them; a failure drops them */
     b->nwg = 0;
@@ -2438,13 +2432,13 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     long long placed = 0;
     int wrote = -1;
     uint64_t wseq = 0;
-    r->w_known = 0; /* known again when this commit went through */
     if (r->b->tx) {
         wrote = recv_fast(r, &rep, &placed, &wseq);
         if (wrote < 0)
             goto out;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
-            rep->element[0]->integer == 1 && !wrote) {
+        int passed = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                     rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1;
+        if (passed && !wrote) {
             /* the checks passed, but another instance committed before EXEC */
             r->stats.conflicts++;
             r->calm_until = wall_ms() + 10000;
@@ -2452,8 +2446,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             fail(r, DG_STATE_CONFLICT, "another instance committed while this batch's commit was on its way");
             goto out;
         }
-        if (wrote && !(rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                       rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1)) {
+        if (wrote && !passed) {
             /* cannot happen (a failed check touches what EXEC watches);
              * should it, the retry finds the batch's events decided */
             fail(r, DG_STATE_DOWN, "commit: checks %s, yet the transaction wrote",
@@ -2494,13 +2487,10 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
     if (rep->element[0]->integer == 0) {
         /* keys changed since this instance read or wrote them: forget
          * them (and the freezes, if they changed), read, judge again */
-        size_t fvl, pl = strlen(r->prefix), guessed[NCLASS] = {0}, present[NCLASS] = {0};
+        size_t fvl, pl = strlen(r->prefix), guessed[NCLASS], present[NCLASS] = {0};
         const char *first = "?";
         int64_t until = wall_ms() + CACHE_READ_MS;
-        for (size_t i = 0; i < r->b->nbl; i++)
-            guessed[gentry_class(r->b->bl[i])] += r->b->bl[i]->guessed;
-        for (size_t i = 0; i < r->b->nrl; i++)
-            guessed[0] += r->b->rl[i]->guessed;
+        count_guessed(r->b, guessed);
         give_up(r); /* the keys it touched hold its changes */
         gave_up = 1;
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
@@ -2597,19 +2587,13 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             if (re->guessed && !re->write && !dg_hmap_get(&r->cache, re->key, re->keylen))
                 cache_put(r, re->key, re->keylen, NULL, 0, 0, now + CACHE_READ_MS); /* seen absent */
         }
-        {
-            size_t guessed[NCLASS] = {0};
-            for (size_t i = 0; i < b->nbl; i++)
-                guessed[gentry_class(b->bl[i])] += b->bl[i]->guessed;
-            for (size_t i = 0; i < b->nrl; i++)
-                guessed[0] += b->rl[i]->guessed;
-            for (int c = 0; c < NCLASS; c++)
-                note_present(r, c, 0, guessed[c]);
-        }
-        /* {1, placed, contended}; a transaction's check: {1, contended} */
-        const redisReply *pl = b->tx ? NULL : rep->elements > 1 ? rep->element[1] : NULL,
-                         *ct = rep->elements > 2 - (size_t)b->tx ? rep->element[2 - b->tx] : NULL;
-        if (pl && pl->type == REDIS_REPLY_INTEGER)
+        size_t guessed[NCLASS];
+        count_guessed(b, guessed);
+        for (int c = 0; c < NCLASS; c++)
+            note_present(r, c, 0, guessed[c]); /* they were absent indeed */
+        /* {1, placed, contended} (a transaction's check: placed is EXEC's) */
+        const redisReply *pl = rep->elements > 1 ? rep->element[1] : NULL, *ct = rep->elements > 2 ? rep->element[2] : NULL;
+        if (!b->tx && pl && pl->type == REDIS_REPLY_INTEGER)
             placed = pl->integer;
         if (placed > 0)
             r->fz_valid = 0; /* freezes placed: read them (and their version) again */
@@ -2620,15 +2604,15 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
             /* the keys it used equal Redis's as of wseq; a gap since this
              * instance's last commit means others committed: what was
              * checked before is checked again */
-            if (!(r->w_last_valid && wseq == r->w_last + 1))
+            if (!(r->w_known && wseq == r->w_last + 1))
                 r->vfloor = wseq - 1;
             r->w_last = wseq;
-            r->w_last_valid = r->w_known = 1;
+            r->w_known = 1;
             for (size_t i = 0; i < b->nbl; i++)
                 b->bl[i]->vseq = wseq;
         } else {
             r->vfloor = UINT64_MAX;
-            r->w_last_valid = 0;
+            r->w_known = 0;
         }
         if (r->known.n)
             known_clear(r);
@@ -2640,6 +2624,8 @@ out:
     args_free(&a);
     dg_buf_free(&blob);
     free(eidx);
+    if (rc != 0)
+        r->w_known = 0; /* what the write sequence holds now is not known */
     if (rc != 0 && !gave_up) {
         give_up(r);
     } else if (rc == 0) {
@@ -2855,10 +2841,7 @@ static struct rstate *admin_open(const struct dg_redis_opts *o, char *err, size_
 }
 
 /* "<scope>|<key>", as the engine writes it (redis_commit) */
-static void admin_field(int scope, const char *key, dg_buf *out)
-{
-    dg_buf_printf(out, "%s|%s", dg_scope_name(scope), key);
-}
+
 
 /* Run one of the scripts above on freezes and freezes:v (rec: the second
  * ARGV, or NULL). The reply, checked for shape, or NULL with err set. With
@@ -2973,7 +2956,7 @@ int dg_freeze_add(const struct dg_redis_opts *o, int scope, const char *key, con
     struct rstate *r = admin_open(o, err, errsz);
     if (!r)
         return -1;
-    admin_field(scope, key, &field);
+    freeze_field(&field, scope, key, strlen(key));
     dg_time_format(at_ms, at);
     /* the fields and their order of the engine's records (redis_commit);
      * no event placed it: ts and event_id are null */
@@ -3010,7 +2993,7 @@ int dg_freeze_release(const struct dg_redis_opts *o, int scope, const char *key,
     struct rstate *r = admin_open(o, err, errsz);
     if (!r)
         return -1;
-    admin_field(scope, key, &field);
+    freeze_field(&field, scope, key, strlen(key));
     redisReply *rep = admin_eval(r, freeze_release_script, field.data, field.len, NULL, 0, err,
                                  errsz);
     if (rep) {

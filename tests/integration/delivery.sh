@@ -19,8 +19,7 @@ dg_setup delivery "$@"
 P=dl:
 dg_make_events "$T/events.jsonl" 2
 dg_replay "$T/events.jsonl" "$T/replay.jsonl" "$T/replay.win" || die "memory replay runs"
-N=$(lines "$T/replay.jsonl")
-VALID=$(sed -n 's/^replay: [0-9]* inputs, \([0-9]*\) events.*/\1/p' "$T/replay.jsonl.err")
+dg_counts "$T/replay.jsonl"
 
 dg_start_redis unix || die "redis-server started"
 mkfifo "$T/control"

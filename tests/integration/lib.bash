@@ -255,6 +255,13 @@ dg_replay() {
     "$BIN" replay --rules "$RULES" --input "$in" --output "$out" --dump-windows "$win" "$@" 2>"$out.err"
 }
 
+# dg_counts OUT: after dg_replay, N = the decisions it wrote to OUT and
+# VALID = the events it decided (from its summary line)
+dg_counts() {
+    N=$(lines "$1")
+    VALID=$(sed -n 's/^replay: [0-9]* inputs, \([0-9]*\) events.*/\1/p' "$1.err")
+}
+
 # dg_check_redis_state INPUT PREFIX MEMWIN VALID: the engine's Redis state,
 # read back without changing it: a replay over the same events under the
 # engine's prefix must find every valid event already decided (VALID

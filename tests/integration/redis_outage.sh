@@ -24,8 +24,7 @@ BATCH=2
 REDIS_OPTS=(--appendonly yes --appendfsync always --appenddirname aof)
 dg_make_events "$T/events.jsonl" 16
 dg_replay "$T/events.jsonl" "$T/replay.jsonl" "$T/replay.win" || die "memory replay runs"
-N=$(lines "$T/replay.jsonl")
-VALID=$(sed -n 's/^replay: [0-9]* inputs, \([0-9]*\) events.*/\1/p' "$T/replay.jsonl.err")
+dg_counts "$T/replay.jsonl"
 
 dg_start_redis tcp "${REDIS_OPTS[@]}" || die "redis-server started"
 DG_KEEP_PORT=1 # a restart comes back on the same port

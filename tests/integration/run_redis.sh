@@ -30,8 +30,7 @@ printf '{"type":"withdrawal.requested","withdrawal_id":"wd-utf-1","account_id":"
     >>"$T/events.jsonl"
 
 dg_replay "$T/events.jsonl" "$T/replay.jsonl" "$T/replay.win" || die "memory replay runs"
-N=$(lines "$T/replay.jsonl")
-VALID=$(sed -n 's/^replay: [0-9]* inputs, \([0-9]*\) events.*/\1/p' "$T/replay.jsonl.err")
+dg_counts "$T/replay.jsonl"
 check "replay decides $N events (at least 3 * 281 + the non-UTF-8 withdrawal)" [ "$N" -ge 844 ]
 
 dg_start_redis unix || die "redis-server started"

@@ -31,8 +31,7 @@ dg_setup two_instances "$@"
 
 dg_make_events "$T/events.jsonl" 8 split
 dg_replay "$T/events.jsonl" "$T/replay.jsonl" "$T/replay.win" || die "memory replay runs"
-N=$(lines "$T/replay.jsonl")
-VALID=$(sed -n 's/^replay: [0-9]* inputs, \([0-9]*\) events.*/\1/p' "$T/replay.jsonl.err")
+dg_counts "$T/replay.jsonl"
 check "replay decides $N events (at least the 8 * 281 withdrawals and outflows)" [ "$N" -ge $((8 * 281)) ]
 
 dg_start_redis unix || die "redis-server started"
