@@ -22,8 +22,9 @@ int64_t dg_amount8(double v)
 
 static void put(dg_buf *b, uint64_t v, int bytes)
 {
-    for (int i = 0; i < bytes; i++)
-        dg_buf_putc(b, (char)(v >> (8 * i)));
+    unsigned char t[8];
+    dg_put_le64(t, v);
+    dg_buf_append(b, t, (size_t)bytes);
 }
 
 static void put_str(dg_buf *b, const char *s, uint32_t n)

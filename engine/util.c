@@ -133,7 +133,8 @@ struct dg_arena_block {
 
 void dg_arena_init(dg_arena *a, size_t block_size)
 {
-    a->head = NULL;
+    a->head = a->spare = NULL;
+    a->spare_bytes = 0;
     a->block_size = block_size ? block_size : 4096;
     a->cur = a->end = NULL;
 }
@@ -147,8 +148,17 @@ void *dg_arena_alloc_slow(dg_arena *a, size_t n)
         b->used = (size_t)(a->cur - b->data); /* what the fast path used */
     if (!b || b->size - b->used < n) {
         size_t sz = n > a->block_size ? n : a->block_size;
-        b = dg_xmalloc(sizeof(*b) + sz);
-        b->size = sz;
+        dg_arena_block **pp = &a->spare;
+        while (*pp && (*pp)->size < n)
+            pp = &(*pp)->next;
+        if (*pp) { /* a kept block */
+            b = *pp;
+            *pp = b->next;
+            a->spare_bytes -= b->size;
+        } else {
+            b = dg_xmalloc(sizeof(*b) + sz);
+            b->size = sz;
+        }
         b->used = 0;
         b->next = a->head;
         a->head = b;
@@ -172,29 +182,36 @@ void dg_arena_reset(dg_arena *a)
 {
     dg_arena_block *b = a->head;
 
-    if (!b)
-        return;
-    /* keep the oldest block (the last in the list): steady state reuses it */
-    while (b->next) {
+    while (b) {
         dg_arena_block *next = b->next;
-        free(b);
+        if (a->spare_bytes + b->size <= DG_ARENA_KEEP) {
+            b->next = a->spare;
+            a->spare = b;
+            a->spare_bytes += b->size;
+        } else {
+            free(b);
+        }
         b = next;
     }
-    b->used = 0;
-    a->head = b;
-    a->cur = b->data;
-    a->end = b->data + b->size;
+    a->head = NULL;
+    a->cur = a->end = NULL;
 }
 
-void dg_arena_free(dg_arena *a)
+static void free_blocks(dg_arena_block *b)
 {
-    dg_arena_block *b = a->head;
     while (b) {
         dg_arena_block *next = b->next;
         free(b);
         b = next;
     }
-    a->head = NULL;
+}
+
+void dg_arena_free(dg_arena *a)
+{
+    free_blocks(a->head);
+    free_blocks(a->spare);
+    a->head = a->spare = NULL;
+    a->spare_bytes = 0;
     a->cur = a->end = NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <string.h>
 
 #define DG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -27,11 +28,46 @@ static inline int64_t dg_round(double x)
     return f >= 0.5 ? i + 1 : f <= -0.5 ? i - 1 : i;
 }
 
+/* ---- little-endian integers in byte buffers (blobs, Redis values) ---- */
+static inline void dg_put_le64(void *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+static inline uint64_t dg_get_le64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static inline void dg_put_le32(void *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    memcpy(p, &v, 4);
+}
+static inline uint32_t dg_get_le32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
 /* ---- arena: bump allocator, freed all at once ---- */
 typedef struct dg_arena_block dg_arena_block;
 typedef struct dg_arena {
     dg_arena_block *head;
-    size_t block_size;
+    dg_arena_block *spare;    /* blocks a reset kept for reuse */
+    size_t block_size, spare_bytes;
     unsigned char *cur, *end; /* free space in head: the inline fast path */
 } dg_arena;
 
@@ -50,7 +86,10 @@ static inline void *dg_arena_alloc(dg_arena *a, size_t n)
     return dg_arena_alloc_slow(a, n);
 }
 char *dg_arena_strndup(dg_arena *a, const char *s, size_t n);
-/* Forget everything allocated but keep the first block for reuse. */
+/* Forget everything allocated; the blocks are kept for reuse (up to
+ * DG_ARENA_KEEP bytes), so an arena reset per batch stops allocating once
+ * it has seen its largest batch. */
+#define DG_ARENA_KEEP (32u << 20)
 void dg_arena_reset(dg_arena *a);
 void dg_arena_free(dg_arena *a);
 

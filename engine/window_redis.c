@@ -338,6 +338,10 @@ struct rbatch {
     size_t nrl, caprl;
     struct dentry **dl;
     size_t ndl, capdl;
+    /* numbers made arguments this batch (TTLs repeat): value, text */
+    long long memo_v[8];
+    const char *memo_s[8];
+    size_t memo_l[8], nmemo;
     int batch_open;
     /* a commit sent, its reply not read yet */
     int csent;
@@ -483,19 +487,17 @@ static void record(struct rstate *r, int argc, const char **argv, const size_t *
     }
 }
 
-static void put_len(dg_buf *b, char kind, size_t n)
+/* n in decimal at p; returns the end */
+static char *put_uint(char *p, unsigned long long n)
 {
     char tmp[24];
     int k = 0;
     do
         tmp[k++] = (char)('0' + n % 10);
     while ((n /= 10) > 0);
-    dg_buf_reserve(b, b->len + 24 + 2);
-    b->data[b->len++] = kind;
     while (k)
-        b->data[b->len++] = tmp[--k];
-    b->data[b->len++] = '\r';
-    b->data[b->len++] = '\n';
+        *p++ = tmp[--k];
+    return p;
 }
 
 /* Queue a command: RESP into r->out, which send_some() (directly, or by
@@ -504,16 +506,27 @@ static void put_len(dg_buf *b, char kind, size_t n)
 static int append(struct rstate *r, int argc, const char **argv, const size_t *lens)
 {
     dg_buf *b = &r->out;
+    size_t need = 24;
     record(r, argc, argv, lens);
-    put_len(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++)
+        need += lens[i] + 24;
+    dg_buf_reserve(b, need);
+    char *p = b->data + b->len;
+    *p++ = '*';
+    p = put_uint(p, (unsigned long long)argc);
+    *p++ = '\r';
+    *p++ = '\n';
     for (int i = 0; i < argc; i++) {
-        put_len(b, '$', lens[i]);
-        dg_buf_reserve(b, b->len + lens[i] + 2);
-        memcpy(b->data + b->len, argv[i], lens[i]);
-        b->len += lens[i];
-        b->data[b->len++] = '\r';
-        b->data[b->len++] = '\n';
+        *p++ = '$';
+        p = put_uint(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
     }
+    b->len = (size_t)(p - b->data);
     return REDIS_OK;
 }
 
@@ -1032,13 +1045,11 @@ static void gc_clear(struct rstate *r)
 static void batch_reset(struct rstate *r)
 {
     r->b->nbl = r->b->ndl = r->b->nzl = r->b->nrl = r->b->nopg = 0;
-    dg_hmap_free(&r->b->recs);
-    dg_hmap_init(&r->b->recs);
-    dg_hmap_free(&r->b->dvals);
-    dg_hmap_free(&r->b->zsets);
-    dg_hmap_init(&r->b->dvals);
-    dg_hmap_init(&r->b->zsets);
+    dg_hmap_clear(&r->b->recs); /* their keys are in the arena */
+    dg_hmap_clear(&r->b->dvals);
+    dg_hmap_clear(&r->b->zsets);
     dg_arena_reset(&r->b->arena);
+    r->b->nmemo = 0;
     r->b->batch_open = 0;
 }
 
@@ -1188,7 +1199,7 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
 static struct section *section_add(struct gentry *g, uint64_t state_hash)
 {
     if (g->nsec == g->capsec) {
-        g->capsec = g->capsec ? g->capsec * 2 : 4;
+        g->capsec = g->capsec ? g->capsec * 2 : 8;
         g->sec = dg_xrealloc(g->sec, g->capsec * sizeof(*g->sec));
     }
     struct section *s = &g->sec[g->nsec++];
@@ -1235,24 +1246,19 @@ static int decode_blob(struct rstate *r, const struct dg_ruleset *rs, struct gen
                        const char *buf, size_t len)
 {
     const unsigned char *p = (const unsigned char *)buf, *end = p + len;
-    uint32_t n = 0;
+    uint32_t n;
 
     if (len < 12)
         return -1;
     memcpy(g->ver, p, 8);
     p += 8;
-    for (int i = 0; i < 4; i++)
-        n |= (uint32_t)p[i] << (8 * i);
+    n = dg_get_le32(p);
     p += 4;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t h = 0;
-        uint32_t l = 0;
         if (end - p < 12)
             return -1;
-        for (int k = 0; k < 8; k++)
-            h |= (uint64_t)p[k] << (8 * k);
-        for (int k = 0; k < 4; k++)
-            l |= (uint32_t)p[8 + k] << (8 * k);
+        uint64_t h = dg_get_le64(p);
+        uint32_t l = dg_get_le32(p + 8);
         p += 12;
         if ((size_t)(end - p) < l)
             return -1;
@@ -1280,25 +1286,23 @@ static void encode_blob(const struct gentry *g, uint64_t version, dg_buf *out)
     uint32_t n = 0;
     for (size_t i = 0; i < g->nsec; i++)
         n += g->sec[i].w ? g->sec[i].live : 1;
-    for (int k = 0; k < 8; k++)
-        dg_buf_putc(out, (char)(version >> (8 * k)));
-    for (int k = 0; k < 4; k++)
-        dg_buf_putc(out, (char)(n >> (8 * k)));
+    dg_buf_reserve(out, 12);
+    dg_put_le64(out->data + out->len, version);
+    dg_put_le32(out->data + out->len + 8, n);
+    out->len += 12;
     for (size_t i = 0; i < g->nsec; i++) {
         const struct section *s = &g->sec[i];
         if (s->w && !s->live)
             continue;
-        for (int k = 0; k < 8; k++)
-            dg_buf_putc(out, (char)(s->state_hash >> (8 * k)));
+        dg_buf_reserve(out, 12);
+        dg_put_le64(out->data + out->len, s->state_hash);
+        out->len += 12;
         size_t at = out->len;
-        dg_buf_append(out, "\0\0\0\0", 4);
         if (s->w)
             dg_wstate_encode(&s->st, out);
         else
             dg_buf_append(out, s->raw, s->rawlen);
-        uint32_t l = (uint32_t)(out->len - at - 4);
-        for (int k = 0; k < 4; k++)
-            out->data[at + k] = (char)(l >> (8 * k));
+        dg_put_le32(out->data + at - 4, (uint32_t)(out->len - at));
     }
 }
 
@@ -1387,17 +1391,22 @@ static void arg_str(struct args *a, const char *s)
 
 static void arg_int(struct rstate *r, struct args *a, long long v)
 {
-    char tmp[24], *s = dg_arena_alloc(&r->b->arena, 24);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    int n = 0, k = 0;
-    do
-        tmp[n++] = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
+    struct rbatch *b = r->b;
+    for (size_t i = 0; i < b->nmemo; i++)
+        if (b->memo_v[i] == v) {
+            arg(a, b->memo_s[i], b->memo_l[i]);
+            return;
+        }
+    char *s = dg_arena_alloc(&b->arena, 24), *p = s;
     if (v < 0)
-        s[k++] = '-';
-    while (n)
-        s[k++] = tmp[--n];
-    arg(a, s, (size_t)k);
+        *p++ = '-';
+    p = put_uint(p, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
+    size_t len = (size_t)(p - s);
+    size_t slot = b->nmemo < 8 ? b->nmemo++ : (size_t)v % 8;
+    b->memo_v[slot] = v;
+    b->memo_s[slot] = s;
+    b->memo_l[slot] = len;
+    arg(a, s, len);
 }
 
 static void args_free(struct args *a)
@@ -2134,13 +2143,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         struct rentry *re = r->b->rl[i];
         if (!re->write)
             continue;
-        uint64_t v = 0;
-        for (int k = 0; k < 8; k++)
-            v |= (uint64_t)re->ver[k] << (8 * k);
-        v = re->existed ? v + 1 : 1;
+        uint64_t v = re->existed ? dg_get_le64(re->ver) + 1 : 1;
         blob.len = 0;
-        for (int k = 0; k < 8; k++)
-            dg_buf_putc(&blob, (char)(v >> (8 * k)));
+        dg_buf_reserve(&blob, 8);
+        dg_put_le64(blob.data, v);
+        blob.len = 8;
         dg_reqrec_encode(re->write, &blob);
         re->wval = dg_arena_strndup(&r->b->arena, blob.data, blob.len);
         re->wlen = blob.len;
@@ -2152,11 +2159,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         struct gentry *g = r->b->bl[i];
         if (!g->dirty)
             continue;
-        uint64_t v = 0;
-        for (int k = 0; k < 8; k++)
-            v |= (uint64_t)g->ver[k] << (8 * k);
         blob.len = 0;
-        encode_blob(g, g->existed ? v + 1 : 1, &blob);
+        encode_blob(g, g->existed ? dg_get_le64(g->ver) + 1 : 1, &blob);
         char *copy = dg_arena_alloc(&r->b->arena, blob.len);
         memcpy(copy, blob.data, blob.len);
         g->wblob = copy;
@@ -2759,8 +2763,8 @@ struct dg_state *dg_state_redis_new(const struct dg_redis_opts *o, char *err, si
     for (int i = 0; i < 2; i++) {
         dg_arena_init(&r->slot[i].arena, 64 * 1024);
         dg_hmap_init(&r->slot[i].dvals);
-        dg_hmap_init(&r->slot[i].zsets);
-        dg_hmap_init(&r->slot[i].recs);
+        dg_hmap_init_borrowed(&r->slot[i].zsets); /* keys in the batch's arena */
+        dg_hmap_init_borrowed(&r->slot[i].recs);
     }
     r->b = &r->slot[0];
     dg_hmap_init_borrowed(&r->gc);

@@ -319,9 +319,7 @@ void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
 /* The caller reserved the room (dg_wstate_encode sizes the state first). */
 static void put64(dg_buf *b, uint64_t v)
 {
-    unsigned char *x = (unsigned char *)b->data + b->len;
-    for (int i = 0; i < 8; i++)
-        x[i] = (unsigned char)(v >> (8 * i));
+    dg_put_le64(b->data + b->len, v);
     b->len += 8;
 }
 
@@ -329,9 +327,7 @@ static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
 {
     if (end - *p < 8)
         return -1;
-    *v = 0;
-    for (int i = 0; i < 8; i++)
-        *v |= (uint64_t)(*p)[i] << (8 * i);
+    *v = dg_get_le64(*p);
     *p += 8;
     return 0;
 }

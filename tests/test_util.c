@@ -107,6 +107,17 @@ START_TEST(arena_fast_and_slow_paths)
     dg_arena_reset(&a);
     char *q = dg_arena_strndup(&a, "hello", 5);
     ck_assert_str_eq(q, "hello");
+    /* the blocks were kept: the same work again allocates nothing new, and
+     * the big block serves the big allocation again */
+    dg_arena_reset(&a);
+    char *big2 = dg_arena_alloc(&a, 1000);
+    ck_assert_ptr_eq(big2, big);
+    for (int i = 0; i < 100; i++) {
+        char *x = dg_arena_alloc(&a, (size_t)(i % 13) + 1);
+        memset(x, 0, (size_t)(i % 13) + 1);
+    }
+    for (int j = 0; j < 1000; j++) /* not handed out twice */
+        ck_assert_int_eq((unsigned char)big2[j], 7);
     dg_arena_free(&a);
 }
 END_TEST
