@@ -316,6 +316,8 @@ struct dentry {
 };
 
 /* Growing argument vectors for hiredis. */
+#define FZ_BITS (1u << 18)
+
 struct args {
     const char **v;
     size_t *l;
@@ -426,6 +428,8 @@ struct rstate {
     size_t cache_bytes;
     size_t ccursor;
     dg_hmap fz;                /* the freezes hash: "scope|key" -> (void *)1 */
+    uint64_t fzbits[FZ_BITS / 64]; /* a bit per hash of (scope, key) in fz: most
+                                      lookups end here, without building the field */
     int fz_valid;              /* fz and fver are as Redis had them */
     dg_hmap known;             /* e:<event_id> -> malloc'd decision: events the
                                   last commit found decided already */
@@ -1443,8 +1447,37 @@ static void freeze_field(dg_buf *out, int scope, const char *key, size_t keylen)
 }
 
 /* Whether the freezes as cached hold scope sc of it (r->kb: scratch). */
+static uint64_t fz_hash(int scope, const char *key, size_t keylen)
+{
+    return dg_hash64(key, keylen, 0x667a + (uint64_t)scope) & (FZ_BITS - 1);
+}
+
+/* The freezes as read (HGETALL: field, value, ...) into r->fz and its bits. */
+static void fz_load(struct rstate *r, const redisReply *rep)
+{
+    dg_hmap_clear(&r->fz);
+    memset(r->fzbits, 0, sizeof r->fzbits);
+    for (size_t k = 0; k + 1 < rep->elements; k += 2) {
+        const redisReply *f = rep->element[k];
+        if (f->type != REDIS_REPLY_STRING)
+            continue;
+        dg_hmap_put(&r->fz, f->str, f->len, (void *)1);
+        const char *bar = memchr(f->str, '|', f->len);
+        for (int sc = 0; bar && sc < DG_NSCOPES; sc++) {
+            const char *name = dg_scope_name(sc);
+            if (strlen(name) == (size_t)(bar - f->str) && !memcmp(name, f->str, (size_t)(bar - f->str))) {
+                uint64_t h = fz_hash(sc, bar + 1, f->len - (size_t)(bar + 1 - f->str));
+                r->fzbits[h / 64] |= 1ULL << (h % 64);
+            }
+        }
+    }
+}
+
 static int frozen_in_cache(struct rstate *r, const struct dg_item *it, int sc)
 {
+    uint64_t h = fz_hash(sc, it->scope_key[sc], it->scope_len[sc]);
+    if (!(r->fzbits[h / 64] & (1ULL << (h % 64))))
+        return 0;
     freeze_field(&r->kb, sc, it->scope_key[sc], it->scope_len[sc]);
     return dg_hmap_get(&r->fz, r->kb.data, r->kb.len) != NULL;
 }
@@ -1682,11 +1715,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
                      rep->type == REDIS_REPLY_ERROR ? ": " : "", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
                 goto out;
             }
-            dg_hmap_free(&r->fz);
-            dg_hmap_init(&r->fz);
-            for (size_t k = 0; k + 1 < rep->elements; k += 2)
-                if (rep->element[k]->type == REDIS_REPLY_STRING)
-                    dg_hmap_put(&r->fz, rep->element[k]->str, rep->element[k]->len, (void *)1);
+            fz_load(r, rep);
             freeReplyObject(rep);
             rep = NULL;
             r->fz_valid = 1;
