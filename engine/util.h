@@ -47,19 +47,15 @@ static inline uint64_t dg_get_le64(const void *p)
 }
 static inline void dg_put_le32(void *p, uint32_t v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(p, &v, 4);
+    unsigned char t[8];
+    dg_put_le64(t, v);
+    memcpy(p, t, 4);
 }
 static inline uint32_t dg_get_le32(const void *p)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    return v;
+    unsigned char t[8] = {0};
+    memcpy(t, p, 4);
+    return (uint32_t)dg_get_le64(t);
 }
 
 /* ---- arena: bump allocator, freed all at once ---- */
