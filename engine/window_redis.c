@@ -242,6 +242,7 @@ struct centry {
 #define GUESS_BELOW 0.2                     /* see rstate.present */
 #define NCLASS 32                           /* see rstate.present */
 #define GC_MAX_KEYS 1000000                 /* decoded keys kept; then it starts over */
+#define FZ_BITS (1u << 18)                  /* see rstate.fzbits */
 
 /* A withdrawal request's record this batch reads (and maybe writes). */
 struct rentry {
@@ -316,12 +317,22 @@ struct dentry {
 };
 
 /* Growing argument vectors for hiredis. */
-#define FZ_BITS (1u << 18)
-
 struct args {
     const char **v;
     size_t *l;
     size_t n, cap;
+};
+
+/* Where the parts of commit_script's arguments start (the index of each
+ * part's count) and how many entries each has, as commit_send() built
+ * them: send_fast() writes the same commit as plain commands from them. */
+struct layout {
+    size_t chk, nchk;  /* (key, version) pairs */
+    size_t dec, ne;    /* (e: key, "D"+decision, ttl) */
+    size_t wr, nwr;    /* (key, value, ttl) */
+    size_t z, nz;      /* (key, lo, ttl, m, m x (member, bucket)) */
+    size_t *zm;        /* m of each */
+    size_t fz, nf;     /* (field, record) */
 };
 
 /* One batch between apply() and the outcome of its commit. */
@@ -348,7 +359,6 @@ struct rbatch {
     /* a commit sent, its reply not read yet */
     int csent;
     struct args ca;
-    dg_buf cblob;
     size_t *ceidx, cne;
     char token[40];            /* what this batch's script leaves in chain_key */
     char after[40];            /* the token its script expects there ("": any) */
@@ -416,6 +426,7 @@ struct rstate {
     size_t nburied, capburied;
     char instance[17];
     dg_buf kb;
+    dg_buf blob;               /* commit_send: the value being encoded */
     dg_buf out;                /* commands queued by append(), as RESP */
     struct writer w;           /* writes them (see writer_main) */
     int32_t *seen;             /* in-batch duplicate table */
@@ -1880,7 +1891,6 @@ static void fail_batch(struct rstate *r, struct rbatch *m, int err, const char *
     forget_writes(r, m);
     drop_touched(r, m);
     args_free(&m->ca);
-    dg_buf_free(&m->cblob);
     free(m->ceidx);
     m->ceidx = NULL;
     m->csent = 0;
@@ -1936,26 +1946,18 @@ static void give_up(struct rstate *r)
     batch_reset(r);
 }
 
-static size_t arg_count(const struct args *a, size_t i)
-{
-    size_t v = 0;
-    for (size_t k = 0; k < a->l[i]; k++)
-        v = v * 10 + (size_t)(a->v[i][k] - '0');
-    return v;
-}
-
-/* The commit as a transaction, from commit_script's arguments a (so that
- * both ways write the same): WATCH the write sequence and the freezes'
+/* The commit as a transaction, from commit_script's arguments a, whose
+ * parts L locates (so that both ways write the same): WATCH the write sequence and the freezes'
  * version; check_script (which touches the write sequence when a check
  * fails); MULTI; the writes as plain commands; INCR the write sequence;
  * EXEC. EXEC writes nothing when a check failed or another instance's
  * transaction committed in between (it touched the write sequence). The
  * writes cost Redis about half what they cost as calls from a script. */
-static int send_fast(struct rstate *r, const struct args *a)
+static int send_fast(struct rstate *r, const struct args *a, const struct layout *L)
 {
     struct rbatch *b = r->b;
     struct args c = {0}, w = {0};
-    size_t i = 11, q = 0;
+    size_t i, q = 0;
     const char *px = "PX";
     int ok = 1;
 
@@ -1978,33 +1980,29 @@ static int send_fast(struct rstate *r, const struct args *a)
         arg_int(r, &c, (long long)b->w_expect);
     else
         arg(&c, "", 0);
-    size_t n = arg_count(a, i);
-    for (size_t k = 0; k < 1 + 2 * n; k++)
-        arg(&c, a->v[i + k], a->l[i + k]);
-    i += 1 + 2 * n;
-    size_t ne = arg_count(a, i), e0 = i + 1;
-    arg(&c, a->v[i], a->l[i]);
-    for (size_t k = 0; k < ne; k++)
-        arg(&c, a->v[e0 + 3 * k], a->l[e0 + 3 * k]);
+    for (size_t k = 0; k < 1 + 2 * L->nchk; k++)
+        arg(&c, a->v[L->chk + k], a->l[L->chk + k]);
+    arg(&c, a->v[L->dec], a->l[L->dec]);
+    for (size_t k = 0; k < L->ne; k++)
+        arg(&c, a->v[L->dec + 1 + 3 * k], a->l[L->dec + 1 + 3 * k]);
     ok &= append(r, (int)c.n, c.v, c.l) == REDIS_OK;
     /* the writes */
     const char *mv[1] = {"MULTI"};
     size_t ml[1] = {5};
     ok &= append(r, 1, mv, ml) == REDIS_OK;
-    for (int part = 0; part < 2; part++) { /* decisions, then the other keys */
-        size_t cnt = arg_count(a, i);
-        i++;
-        for (size_t k = 0; k < cnt; k++, i += 3, q++) {
+    const size_t part[2][2] = {{L->dec, L->ne}, {L->wr, L->nwr}}; /* decisions, then the other keys */
+    for (int p = 0; p < 2; p++) {
+        i = part[p][0] + 1;
+        for (size_t k = 0; k < part[p][1]; k++, i += 3, q++) {
             const char *v[5] = {"SET", a->v[i], a->v[i + 1], px, a->v[i + 2]};
             size_t l[5] = {3, a->l[i], a->l[i + 1], 2, a->l[i + 2]};
             ok &= append(r, 5, v, l) == REDIS_OK;
         }
     }
-    size_t nz = arg_count(a, i);
-    i++;
-    for (size_t k = 0; k < nz; k++) {
+    i = L->z + 1;
+    for (size_t k = 0; k < L->nz; k++) {
         const char *key = a->v[i];
-        size_t keyl = a->l[i], m = arg_count(a, i + 3);
+        size_t keyl = a->l[i], m = L->zm[k];
         struct args z = {0};
         arg_str(&z, "ZADD");
         arg(&z, key, keyl);
@@ -2028,11 +2026,10 @@ static int send_fast(struct rstate *r, const struct args *a)
         q += 2;
         i += 4 + 2 * m;
     }
-    size_t nf = arg_count(a, i);
-    i++;
+    i = L->fz + 1;
     b->freeze_at = q;
     b->nfreeze = 0;
-    for (size_t k = 0; k < nf; k++, i += 2) {
+    for (size_t k = 0; k < L->nf; k++, i += 2) {
         /* the freezes are as cached (the check makes sure): one in force
          * already stays as it is, and is not sent */
         if (dg_hmap_get(&r->fz, a->v[i], a->l[i]))
@@ -2072,7 +2069,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
 {
     struct rstate *r = (struct rstate *)st;
     struct args a = {0};
-    dg_buf blob = {0};
+    struct layout L = {0};
+    dg_buf *blob = &r->blob; /* one value at a time; the arguments take copies */
     size_t *eidx = NULL; /* the items whose decisions the script gets, in order */
     char at[32];
 
@@ -2119,10 +2117,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     /* every key read, with the version it had ("" when it did not exist;
      * a copy: the entry takes its new version when the script is sent),
      * but for the keys the write sequence check covers */
-    size_t nchk = r->b->nrl;
+    L.nchk = r->b->nrl;
     for (size_t i = 0; i < r->b->nbl; i++)
-        nchk += !(r->b->w_check && r->b->bl[i]->vseq > r->vfloor);
-    arg_int(r, &a, (long long)nchk);
+        L.nchk += !(r->b->w_check && r->b->bl[i]->vseq > r->vfloor);
+    L.chk = a.n;
+    arg_int(r, &a, (long long)L.nchk);
     for (size_t i = 0; i < r->b->nbl; i++) {
         if (r->b->w_check && r->b->bl[i]->vseq > r->vfloor)
             continue;
@@ -2139,6 +2138,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     for (size_t i = 0; i < n; i++)
         ne += !items[i].dup;
     eidx = dg_xcalloc(ne + 1, sizeof(*eidx));
+    L.dec = a.n;
+    L.ne = ne;
     arg_int(r, &a, (long long)ne);
     ne = 0;
     for (size_t i = 0; i < n; i++) {
@@ -2162,24 +2163,24 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             rentry_for(r, id)->write = items[i].writes[w];
         }
     /* the keys this batch changed, with the next version */
-    size_t nd = 0;
     for (size_t i = 0; i < r->b->nbl; i++)
-        nd += r->b->bl[i]->dirty;
+        L.nwr += r->b->bl[i]->dirty;
     for (size_t i = 0; i < r->b->nrl; i++)
-        nd += r->b->rl[i]->write != NULL;
-    arg_int(r, &a, (long long)nd);
+        L.nwr += r->b->rl[i]->write != NULL;
+    L.wr = a.n;
+    arg_int(r, &a, (long long)L.nwr);
     for (size_t i = 0; i < r->b->nrl; i++) {
         struct rentry *re = r->b->rl[i];
         if (!re->write)
             continue;
         uint64_t v = re->existed ? dg_get_le64(re->ver) + 1 : 1;
-        blob.len = 0;
-        dg_buf_reserve(&blob, 8);
-        dg_put_le64(blob.data, v);
-        blob.len = 8;
-        dg_reqrec_encode(re->write, &blob);
-        re->wval = dg_arena_strndup(&r->b->arena, blob.data, blob.len);
-        re->wlen = blob.len;
+        blob->len = 0;
+        dg_buf_reserve(blob, 8);
+        dg_put_le64(blob->data, v);
+        blob->len = 8;
+        dg_reqrec_encode(re->write, blob);
+        re->wval = dg_arena_strndup(&r->b->arena, blob->data, blob->len);
+        re->wlen = blob->len;
         arg(&a, re->key, re->keylen);
         arg(&a, re->wval, re->wlen);
         arg_int(r, &a, (long long)DG_REQUEST_RETENTION_MS);
@@ -2188,29 +2189,31 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         struct gentry *g = r->b->bl[i];
         if (!g->dirty)
             continue;
-        blob.len = 0;
-        encode_blob(g, g->existed ? dg_get_le64(g->ver) + 1 : 1, &blob);
-        char *copy = dg_arena_alloc(&r->b->arena, blob.len);
-        memcpy(copy, blob.data, blob.len);
+        blob->len = 0;
+        encode_blob(g, g->existed ? dg_get_le64(g->ver) + 1 : 1, blob);
+        char *copy = dg_arena_alloc(&r->b->arena, blob->len);
+        memcpy(copy, blob->data, blob->len);
         g->wblob = copy;
-        g->wlen = blob.len;
+        g->wlen = blob->len;
         g->wttl = gentry_ttl(r, g);
         arg(&a, g->key, g->keylen);
-        arg(&a, copy, blob.len);
+        arg(&a, copy, blob->len);
         arg_int(r, &a, (long long)g->wttl);
     }
     /* distinct values */
-    size_t nz = 0;
     for (size_t i = 0; i < r->b->nzl; i++)
-        nz += r->b->zl[i]->dirty;
-    arg_int(r, &a, (long long)nz);
-    for (size_t i = 0; i < r->b->nzl; i++) {
+        L.nz += r->b->zl[i]->dirty;
+    L.z = a.n;
+    L.zm = dg_arena_alloc(&r->b->arena, (L.nz + 1) * sizeof(*L.zm));
+    arg_int(r, &a, (long long)L.nz);
+    for (size_t i = 0, k = 0; i < r->b->nzl; i++) {
         struct zset *z = r->b->zl[i];
         size_t m = 0;
         if (!z->dirty)
             continue;
         for (struct dentry *e = z->first; e; e = e->next)
             m += e->dirty;
+        L.zm[k++] = m;
         arg(&a, z->key, z->len);
         arg_int(r, &a, (long long)z->lo);
         arg_int(r, &a, (long long)z->ttl);
@@ -2223,11 +2226,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         }
     }
     /* freezes: the first one of a scope stands */
-    size_t nf = 0;
     for (size_t i = 0; i < n; i++)
         for (int s = 0; s < DG_NSCOPES; s++)
-            nf += !items[i].dup && (items[i].freeze & (1u << s)) && items[i].scope_key[s];
-    arg_int(r, &a, (long long)nf);
+            L.nf += !items[i].dup && (items[i].freeze & (1u << s)) && items[i].scope_key[s];
+    L.fz = a.n;
+    arg_int(r, &a, (long long)L.nf);
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         for (int s = 0; s < DG_NSCOPES && !it->dup; s++) {
@@ -2256,7 +2259,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
 
     r->b->tx = 0;
     if (tx) {
-        if (send_fast(r, &a) != REDIS_OK)
+        if (send_fast(r, &a, &L) != REDIS_OK)
             goto fail_down;
     } else if (append(r, (int)a.n, a.v, a.l) != REDIS_OK) {
         goto fail_down;
@@ -2266,7 +2269,6 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     struct rbatch *b = r->b;
     b->items = items;
     b->ca = a;
-    b->cblob = blob;
     b->ceidx = eidx;
     b->cne = ne;
     b->csent = 1;
@@ -2308,7 +2310,6 @@ fail_down:
     fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
 fail:
     args_free(&a);
-    dg_buf_free(&blob);
     free(eidx);
     fail_queue(r, r->b); /* its keys go; fail() failed the batch ahead with the connection */
     batch_reset(r);
@@ -2452,10 +2453,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         return -1;
     }
     struct args a = r->b->ca;
-    dg_buf blob = r->b->cblob;
     size_t *eidx = r->b->ceidx, ne = r->b->cne;
     memset(&r->b->ca, 0, sizeof r->b->ca);
-    memset(&r->b->cblob, 0, sizeof r->b->cblob);
     r->b->ceidx = NULL;
     if (!r->b->csent) {
         fail(r, DG_STATE_DOWN, "commit reply without a commit");
@@ -2655,7 +2654,6 @@ out:
     if (rep)
         freeReplyObject(rep);
     args_free(&a);
-    dg_buf_free(&blob);
     free(eidx);
     if (rc != 0)
         r->w_known = 0; /* what the write sequence holds now is not known */
@@ -2724,7 +2722,6 @@ static void redis_destroy(struct dg_state *st)
     for (int i = 0; i < 2; i++) {
         struct rbatch *b = &r->slot[i];
         args_free(&b->ca);
-        dg_buf_free(&b->cblob);
         free(b->ceidx);
         free(b->opg);
         free(b->rl);
@@ -2760,6 +2757,7 @@ static void redis_destroy(struct dg_state *st)
     dg_hmap_free(&r->known);
     free(r->seen);
     dg_buf_free(&r->kb);
+    dg_buf_free(&r->blob);
     dg_buf_free(&r->out);
     if (r->record)
         fclose(r->record);

@@ -12,6 +12,7 @@
 #     raised: the engine checks its cached keys again;
 #   - ACL users with and without EVAL/WATCH/MULTI/EXEC: transaction or
 #     single-script commits, the same decisions;
+#   - distinct sets that outgrow their blob (sorted sets) on both paths;
 #   - reconciliation of outflows (tests/cases/reconcile-*) decides the same.
 set -u
 BIN=${1:?usage: redis_parity.sh path/to/drainguard}
@@ -161,6 +162,24 @@ check "ACL user with the documented commands: decisions identical, no warning ($
     sh -c "test -n '$acl_cmds' && cmp -s '$T/mem.jsonl' '$T/acl-full.jsonl' && ! grep -q 'single script' '$T/acl-full.err'"
 check "ACL user without EVAL/WATCH/MULTI/EXEC: warned once, single script, decisions identical" \
     sh -c "cmp -s '$T/mem.jsonl' '$T/acl-single.jsonl' && test \"\$(grep -c 'refused.*single script' '$T/acl-single.err')\" = 1"
+
+# distinct sets that outgrow their blob (more than 64 values: kept as
+# sorted sets, written with ZADD/ZREMRANGEBYSCORE/PEXPIRE) decide and count
+# as in memory, committed as a transaction and by the single script: 600
+# withdrawals from 600 accounts to 3 destinations, in batches of 50
+for i in $(seq 1 600); do
+    printf '{"event_id":"dz-%04d","type":"withdrawal.requested","ts":"2024-01-01T00:%02d:%02d.000Z","withdrawal_id":"wdz-%04d","account_id":"acct-z%04d","asset":"USDT","chain":"tron","amount":"10","amount_usd":10.0,"dest_address":"Tdest%d","hot_wallet":"hw-trx-1"}\n' \
+        "$i" $((i / 60)) $((i % 60)) "$i" "$i" $((i % 3))
+done >"$T/wide.jsonl"
+EVENTS=$T/wide.jsonl replay "$T/wide-mem.jsonl" "$T/wide-mem.win" --batch 50
+EVENTS=$T/wide.jsonl redis_replay "$T/wide-tx.jsonl" "$T/wide-tx.win" --batch 50 --redis-prefix wide-tx:
+DG_REDIS_USER=single DG_REDIS_PASSWORD=pw-single EVENTS=$T/wide.jsonl \
+    redis_replay "$T/wide-single.jsonl" "$T/wide-single.win" --batch 50 --redis-prefix acl-single:wide:
+check "distinct sets kept as sorted sets: $(redis-cli -s "$SOCK" --scan --pattern 'wide-tx:d:*' | wc -l) keys written" \
+    test "$(redis-cli -s "$SOCK" --scan --pattern 'wide-tx:d:*' | wc -l)" -gt 0
+check "distinct sets kept as sorted sets: decisions and windows identical (transaction, single script)" \
+    sh -c "test -s '$T/wide-mem.jsonl' && cmp -s '$T/wide-mem.jsonl' '$T/wide-tx.jsonl' && cmp -s '$T/wide-mem.win' '$T/wide-tx.win' &&
+           cmp -s '$T/wide-mem.jsonl' '$T/wide-single.jsonl' && cmp -s '$T/wide-mem.win' '$T/wide-single.win'"
 
 # Redis restarted between runs: state is gone (no persistence here), the
 # engine connects afresh and decides the same way
