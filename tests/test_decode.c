@@ -879,28 +879,35 @@ static void diff_lines(struct diff *c, const char *path, size_t max, int whole)
     free(data);
 }
 
-START_TEST(diff_case_events)
+/* diff_lines() on fmt % name for every entry of dir that exists; the
+ * number of files */
+static int diff_dir(struct diff *c, const char *dir, const char *fmt)
 {
-    struct diff c;
-    diff_init(&c);
-    DIR *dir = opendir("tests/cases");
-    ck_assert_msg(dir != NULL, "run from the top of the tree");
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "run from the top of the tree");
     struct dirent *de;
     int files = 0;
-    while ((de = readdir(dir)) != NULL) {
+    while ((de = readdir(d)) != NULL) {
         char path[1024];
         if (de->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "tests/cases/%s/events.jsonl", de->d_name);
+        snprintf(path, sizeof path, fmt, de->d_name);
         FILE *f = fopen(path, "rb");
         if (!f)
             continue;
         fclose(f);
-        diff_lines(&c, path, 0, 1);
+        diff_lines(c, path, 0, 1);
         files++;
     }
-    closedir(dir);
-    ck_assert_int_gt(files, 40);
+    closedir(d);
+    return files;
+}
+
+START_TEST(diff_case_events)
+{
+    struct diff c;
+    diff_init(&c);
+    ck_assert_int_gt(diff_dir(&c, "tests/cases", "tests/cases/%s/events.jsonl"), 40);
     /* most case events are valid: the fast path must be taking them */
     ck_assert_msg(c.fast * 2 > c.n, "fast path took %lu of %lu", c.fast, c.n);
     diff_free(&c);
@@ -911,20 +918,7 @@ START_TEST(diff_fuzz_seeds)
 {
     struct diff c;
     diff_init(&c);
-    DIR *dir = opendir("tests/fuzz/corpus/decode");
-    ck_assert_msg(dir != NULL, "run from the top of the tree");
-    struct dirent *de;
-    int files = 0;
-    while ((de = readdir(dir)) != NULL) {
-        char path[1024];
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "tests/fuzz/corpus/decode/%s", de->d_name);
-        diff_lines(&c, path, 0, 1);
-        files++;
-    }
-    closedir(dir);
-    ck_assert_int_gt(files, 20);
+    ck_assert_int_gt(diff_dir(&c, "tests/fuzz/corpus/decode", "tests/fuzz/corpus/decode/%s"), 20);
     ck_assert_uint_gt(c.fast, 0);
     diff_free(&c);
 }
