@@ -3,7 +3,7 @@
  *
  *   e2e_latency --brokers HOST:PORT --input FILE --rate R --seconds S
  *               [--events-topic T] [--decisions-topic T] [--warmup S]
- *               [--drain S] [--tag TAG]
+ *               [--drain S] [--tag TAG] [--dump FILE]
  *
  * Sends events taken from FILE (JSON Lines, e.g. bench/gen_events output)
  * to the events topic at exactly R per second for S seconds, on an absolute
@@ -19,6 +19,8 @@
  * both read from CLOCK_MONOTONIC in this process. Events sent in the first
  * --warmup seconds are left out of the figures. Only withdrawal requests and
  * outflows are sure to get a decision; other events count when they get one.
+ * --dump FILE writes one line per decided event after the warm-up: its send
+ * time (ms since the first send) and its latency (ms), to find stalls.
  *
  * Prints on stdout one line for the script:
  *   sent N expected E decided D missing M rate R p50_ms A p99_ms B p999_ms C max_ms X
@@ -62,7 +64,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: e2e_latency --brokers HOST:PORT --input FILE --rate R --seconds S\n"
                     "                   [--events-topic T] [--decisions-topic T] [--warmup S]\n"
-                    "                   [--drain S] [--tag TAG]\n");
+                    "                   [--drain S] [--tag TAG] [--dump FILE]\n");
     exit(2);
 }
 
@@ -185,7 +187,7 @@ static double pct_ms(const int64_t *v, long n, double p)
 
 int main(int argc, char **argv)
 {
-    const char *brokers = NULL, *input = NULL, *tag = "lat";
+    const char *brokers = NULL, *input = NULL, *tag = "lat", *dump = NULL;
     const char *events_topic = "withdrawal-events", *decisions_topic = "withdrawal-decisions";
     double rate = 0, seconds = 0, warmup = 2, drain = 10;
     char err[512], gid[64], **lines = NULL;
@@ -214,6 +216,8 @@ int main(int argc, char **argv)
             decisions_topic = v;
         else if (!strcmp(o, "--tag"))
             tag = v;
+        else if (!strcmp(o, "--dump"))
+            dump = v;
         else
             usage();
         i++;
@@ -394,6 +398,18 @@ int main(int argc, char **argv)
             lat[nl++] = r.seen_ns[i] - r.sent_ns[i];
         else if (sure[i])
             missing++;
+    }
+    if (dump) {
+        FILE *d = fopen(dump, "w");
+        if (!d) {
+            fprintf(stderr, "e2e_latency: cannot write '%s'\n", dump);
+            return 2;
+        }
+        for (long i = 0; i < n; i++)
+            if (r.sent_ns[i] >= from && r.seen_ns[i])
+                fprintf(d, "%.3f %.3f\n", (double)(r.sent_ns[i] - t0) / 1e6,
+                        (double)(r.seen_ns[i] - r.sent_ns[i]) / 1e6);
+        fclose(d);
     }
     qsort(lat, (size_t)nl, sizeof *lat, cmp_i64);
     fprintf(stderr,
