@@ -383,6 +383,7 @@ struct writer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     dg_buf next;               /* handed over, not written yet */
+    size_t next_off;           /* from here on (the engine wrote the start) */
     dg_buf cur;                /* being written */
     int busy;                  /* cur is being written */
     int fd, timeout_ms;
@@ -427,6 +428,7 @@ struct rstate {
     char instance[17];
     dg_buf kb;
     dg_buf blob;               /* commit_send: the value being encoded */
+    struct args chk;           /* send_fast: the check script's arguments */
     dg_buf out;                /* commands queued by append(), as RESP */
     struct writer w;           /* writes them (see writer_main) */
     int32_t *seen;             /* in-batch duplicate table */
@@ -563,14 +565,15 @@ static void *writer_main(void *arg)
         if (w->stop)
             break;
         dg_buf t = w->cur;
+        size_t start = w->next_off;
         w->cur = w->next;
         w->next = t;
-        w->next.len = 0;
+        w->next.len = w->next_off = 0;
         w->busy = 1;
         int fd = w->fd, timeout = w->timeout_ms, failed = w->err;
         pthread_mutex_unlock(&w->mu);
         char why[128] = "";
-        for (size_t off = 0; off < w->cur.len && !failed;) {
+        for (size_t off = start; off < w->cur.len && !failed;) {
             ssize_t n = send(fd, w->cur.data + off, w->cur.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
                 off += (size_t)n;
@@ -612,13 +615,13 @@ static int send_some(struct rstate *r)
     if (!r->out.len)
         return REDIS_OK;
     int idle = 1;
+    size_t off = 0;
     if (w->started) {
         pthread_mutex_lock(&w->mu);
         idle = !w->busy && !w->next.len && !w->err;
         pthread_mutex_unlock(&w->mu);
     }
     if (idle) { /* nothing of the writer's is pending: the order holds */
-        size_t off = 0;
         while (off < r->out.len) {
             ssize_t n = send(r->c->fd, r->out.data + off, r->out.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
@@ -637,8 +640,6 @@ static int send_some(struct rstate *r)
             r->out.len = 0;
             return REDIS_OK;
         }
-        memmove(r->out.data, r->out.data + off, r->out.len - off);
-        r->out.len -= off;
     }
     if (!w->started) {
         pthread_mutex_init(&w->mu, NULL);
@@ -655,11 +656,12 @@ static int send_some(struct rstate *r)
     if (!err) {
         w->fd = r->c->fd;
         w->timeout_ms = r->timeout_ms;
-        if (!w->next.len) { /* the buffers change hands */
+        if (!w->next.len) { /* the buffers change hands; the writer starts at off */
             dg_buf t = w->next;
             w->next = r->out;
+            w->next_off = off;
             r->out = t;
-        } else {
+        } else { /* the writer was busy: nothing was written here (off is 0) */
             dg_buf_append(&w->next, r->out.data, r->out.len);
         }
         pthread_cond_broadcast(&w->cv);
@@ -682,7 +684,7 @@ static void writer_idle(struct rstate *r)
     pthread_mutex_lock(&w->mu);
     while (w->busy || (w->next.len && !w->err))
         pthread_cond_wait(&w->cv, &w->mu);
-    w->next.len = 0;
+    w->next.len = w->next_off = 0;
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -1890,7 +1892,7 @@ static void fail_batch(struct rstate *r, struct rbatch *m, int err, const char *
     unpin(r, m);
     forget_writes(r, m);
     drop_touched(r, m);
-    args_free(&m->ca);
+    m->ca.n = 0;
     free(m->ceidx);
     m->ceidx = NULL;
     m->csent = 0;
@@ -1956,17 +1958,17 @@ static void give_up(struct rstate *r)
 static int send_fast(struct rstate *r, const struct args *a, const struct layout *L)
 {
     struct rbatch *b = r->b;
-    struct args c = {0}, w = {0};
+    struct args c = r->chk; /* its capacity is kept across batches */
     size_t i, q = 0;
     const char *px = "PX";
     int ok = 1;
 
     /* WATCH */
-    arg_str(&w, "WATCH");
-    arg_str(&w, r->wseq_key);
-    arg(&w, a->v[4], a->l[4]);
-    ok &= append(r, (int)w.n, w.v, w.l) == REDIS_OK;
+    const char *wv[3] = {"WATCH", r->wseq_key, a->v[4]};
+    size_t wl[3] = {5, strlen(r->wseq_key), a->l[4]};
+    ok &= append(r, 3, wv, wl) == REDIS_OK;
     /* the checks */
+    c.n = 0;
     arg_str(&c, "EVAL");
     arg(&c, check_script, sizeof(check_script) - 1);
     arg_str(&c, "0");
@@ -2057,8 +2059,7 @@ static int send_fast(struct rstate *r, const struct args *a, const struct layout
     }
     b->nqueued = q;
     b->tx = 1;
-    args_free(&c);
-    args_free(&w);
+    r->chk = c;
     return ok ? REDIS_OK : REDIS_ERR;
 }
 
@@ -2068,7 +2069,7 @@ static int send_fast(struct rstate *r, const struct args *a, const struct layout
 static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t n)
 {
     struct rstate *r = (struct rstate *)st;
-    struct args a = {0};
+    struct args *a = &r->b->ca; /* kept for a retry after NOSCRIPT; capacity kept */
     struct layout L = {0};
     dg_buf *blob = &r->blob; /* one value at a time; the arguments take copies */
     size_t *eidx = NULL; /* the items whose decisions the script gets, in order */
@@ -2078,25 +2079,26 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         fail(r, DG_STATE_DOWN, "commit without apply");
         return -1;
     }
+    a->n = 0;
     if (connect_redis(r))
         goto fail;
     now_rfc3339(at);
 
-    arg_str(&a, "EVALSHA");
-    arg_str(&a, r->sha);
-    arg_str(&a, "0");
+    arg_str(a, "EVALSHA");
+    arg_str(a, r->sha);
+    arg_str(a, "0");
     {
         size_t fl, fvl;
         const char *fk = pkey(r, "freezes", "", 0, NULL, 0, &fl);
         const char *fv = pkey(r, "freezes:v", "", 0, NULL, 0, &fvl);
-        arg(&a, fk, fl);
-        arg(&a, fv, fvl);
-        arg(&a, dg_arena_strndup(&r->b->arena, r->fver, r->fver_len), r->fver_len);
-        arg_str(&a, r->chain_key);
-        arg_str(&a, r->b->after);
-        arg_str(&a, r->b->token);
-        arg_str(&a, r->contended_key);
-        arg_str(&a, r->wseq_key);
+        arg(a, fk, fl);
+        arg(a, fv, fvl);
+        arg(a, dg_arena_strndup(&r->b->arena, r->fver, r->fver_len), r->fver_len);
+        arg_str(a, r->chain_key);
+        arg_str(a, r->b->after);
+        arg_str(a, r->b->token);
+        arg_str(a, r->contended_key);
+        arg_str(a, r->wseq_key);
     }
     /* a transaction (send_fast), or the single script */
     if (r->tx_ok == 0 && r->nq == 0 && probe_tx(r) != 0) /* nothing in flight on this connection */
@@ -2120,27 +2122,27 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
     L.nchk = r->b->nrl;
     for (size_t i = 0; i < r->b->nbl; i++)
         L.nchk += !(r->b->w_check && r->b->bl[i]->vseq > r->vfloor);
-    L.chk = a.n;
-    arg_int(r, &a, (long long)L.nchk);
+    L.chk = a->n;
+    arg_int(r, a, (long long)L.nchk);
     for (size_t i = 0; i < r->b->nbl; i++) {
         if (r->b->w_check && r->b->bl[i]->vseq > r->vfloor)
             continue;
-        arg(&a, r->b->bl[i]->key, r->b->bl[i]->keylen);
-        arg(&a, dg_arena_strndup(&r->b->arena, (const char *)r->b->bl[i]->ver, 8),
+        arg(a, r->b->bl[i]->key, r->b->bl[i]->keylen);
+        arg(a, dg_arena_strndup(&r->b->arena, (const char *)r->b->bl[i]->ver, 8),
             r->b->bl[i]->existed ? 8 : 0);
     }
     for (size_t i = 0; i < r->b->nrl; i++) {
-        arg(&a, r->b->rl[i]->key, r->b->rl[i]->keylen);
-        arg(&a, (const char *)r->b->rl[i]->ver, r->b->rl[i]->existed ? 8 : 0);
+        arg(a, r->b->rl[i]->key, r->b->rl[i]->keylen);
+        arg(a, (const char *)r->b->rl[i]->ver, r->b->rl[i]->existed ? 8 : 0);
     }
     /* decisions (the script refuses the batch if one was decided already) */
     size_t ne = 0;
     for (size_t i = 0; i < n; i++)
         ne += !items[i].dup;
     eidx = dg_xcalloc(ne + 1, sizeof(*eidx));
-    L.dec = a.n;
+    L.dec = a->n;
     L.ne = ne;
-    arg_int(r, &a, (long long)ne);
+    arg_int(r, a, (long long)ne);
     ne = 0;
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
@@ -2151,9 +2153,9 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         char *v = dg_arena_alloc(&r->b->arena, it->decision_len + 1);
         v[0] = 'D';
         memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
-        arg(&a, k, kl);
-        arg(&a, v, it->decision_len + 1);
-        arg_int(r, &a, (long long)r->base.dedupe_ms);
+        arg(a, k, kl);
+        arg(a, v, it->decision_len + 1);
+        arg_int(r, a, (long long)r->base.dedupe_ms);
         eidx[ne++] = i;
     }
     /* the request records this batch wrote: the last write of each wins */
@@ -2167,8 +2169,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         L.nwr += r->b->bl[i]->dirty;
     for (size_t i = 0; i < r->b->nrl; i++)
         L.nwr += r->b->rl[i]->write != NULL;
-    L.wr = a.n;
-    arg_int(r, &a, (long long)L.nwr);
+    L.wr = a->n;
+    arg_int(r, a, (long long)L.nwr);
     for (size_t i = 0; i < r->b->nrl; i++) {
         struct rentry *re = r->b->rl[i];
         if (!re->write)
@@ -2181,9 +2183,9 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         dg_reqrec_encode(re->write, blob);
         re->wval = dg_arena_strndup(&r->b->arena, blob->data, blob->len);
         re->wlen = blob->len;
-        arg(&a, re->key, re->keylen);
-        arg(&a, re->wval, re->wlen);
-        arg_int(r, &a, (long long)DG_REQUEST_RETENTION_MS);
+        arg(a, re->key, re->keylen);
+        arg(a, re->wval, re->wlen);
+        arg_int(r, a, (long long)DG_REQUEST_RETENTION_MS);
     }
     for (size_t i = 0; i < r->b->nbl; i++) {
         struct gentry *g = r->b->bl[i];
@@ -2196,16 +2198,16 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         g->wblob = copy;
         g->wlen = blob->len;
         g->wttl = gentry_ttl(r, g);
-        arg(&a, g->key, g->keylen);
-        arg(&a, copy, blob->len);
-        arg_int(r, &a, (long long)g->wttl);
+        arg(a, g->key, g->keylen);
+        arg(a, copy, blob->len);
+        arg_int(r, a, (long long)g->wttl);
     }
     /* distinct values */
     for (size_t i = 0; i < r->b->nzl; i++)
         L.nz += r->b->zl[i]->dirty;
-    L.z = a.n;
+    L.z = a->n;
     L.zm = dg_arena_alloc(&r->b->arena, (L.nz + 1) * sizeof(*L.zm));
-    arg_int(r, &a, (long long)L.nz);
+    arg_int(r, a, (long long)L.nz);
     for (size_t i = 0, k = 0; i < r->b->nzl; i++) {
         struct zset *z = r->b->zl[i];
         size_t m = 0;
@@ -2214,23 +2216,23 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         for (struct dentry *e = z->first; e; e = e->next)
             m += e->dirty;
         L.zm[k++] = m;
-        arg(&a, z->key, z->len);
-        arg_int(r, &a, (long long)z->lo);
-        arg_int(r, &a, (long long)z->ttl);
-        arg_int(r, &a, (long long)m);
+        arg(a, z->key, z->len);
+        arg_int(r, a, (long long)z->lo);
+        arg_int(r, a, (long long)z->ttl);
+        arg_int(r, a, (long long)m);
         for (struct dentry *e = z->first; e; e = e->next) {
             if (!e->dirty)
                 continue;
-            arg(&a, e->member, 16);
-            arg_int(r, &a, (long long)e->bucket);
+            arg(a, e->member, 16);
+            arg_int(r, a, (long long)e->bucket);
         }
     }
     /* freezes: the first one of a scope stands */
     for (size_t i = 0; i < n; i++)
         for (int s = 0; s < DG_NSCOPES; s++)
             L.nf += !items[i].dup && (items[i].freeze & (1u << s)) && items[i].scope_key[s];
-    L.fz = a.n;
-    arg_int(r, &a, (long long)L.nf);
+    L.fz = a->n;
+    arg_int(r, a, (long long)L.nf);
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
         for (int s = 0; s < DG_NSCOPES && !it->dup; s++) {
@@ -2250,8 +2252,8 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             dg_buf_printf(&j, ",\"ts\":%lld,\"event_id\":", (long long)it->ts);
             dg_buf_json_str(&j, it->event_id, it->event_id_len);
             dg_buf_printf(&j, ",\"at\":\"%s\",\"by\":\"engine\"}", at);
-            arg(&a, dg_arena_strndup(&r->b->arena, f.data, f.len), f.len);
-            arg(&a, dg_arena_strndup(&r->b->arena, j.data, j.len), j.len);
+            arg(a, dg_arena_strndup(&r->b->arena, f.data, f.len), f.len);
+            arg(a, dg_arena_strndup(&r->b->arena, j.data, j.len), j.len);
             dg_buf_free(&f);
             dg_buf_free(&j);
         }
@@ -2259,16 +2261,15 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
 
     r->b->tx = 0;
     if (tx) {
-        if (send_fast(r, &a, &L) != REDIS_OK)
+        if (send_fast(r, a, &L) != REDIS_OK)
             goto fail_down;
-    } else if (append(r, (int)a.n, a.v, a.l) != REDIS_OK) {
+    } else if (append(r, (int)a->n, a->v, a->l) != REDIS_OK) {
         goto fail_down;
     }
     if (send_some(r) != REDIS_OK)
         goto fail_down;
     struct rbatch *b = r->b;
     b->items = items;
-    b->ca = a;
     b->ceidx = eidx;
     b->cne = ne;
     b->csent = 1;
@@ -2309,7 +2310,7 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
 fail_down:
     fail(r, DG_STATE_DOWN, "%s", r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
 fail:
-    args_free(&a);
+    a->n = 0;
     free(eidx);
     fail_queue(r, r->b); /* its keys go; fail() failed the batch ahead with the connection */
     batch_reset(r);
@@ -2452,9 +2453,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         give_up(r);
         return -1;
     }
-    struct args a = r->b->ca;
+    struct args *a = &r->b->ca; /* emptied when done, capacity kept */
     size_t *eidx = r->b->ceidx, ne = r->b->cne;
-    memset(&r->b->ca, 0, sizeof r->b->ca);
     r->b->ceidx = NULL;
     if (!r->b->csent) {
         fail(r, DG_STATE_DOWN, "commit reply without a commit");
@@ -2501,8 +2501,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
         r->c = NULL;
         if (connect_redis(r))
             goto out;
-        a.v[1] = r->sha;
-        rep = cmd(r, (int)a.n, a.v, a.l);
+        a->v[1] = r->sha;
+        rep = cmd(r, (int)a->n, a->v, a->l);
     }
     if (!rep)
         goto out;
@@ -2653,7 +2653,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
 out:
     if (rep)
         freeReplyObject(rep);
-    args_free(&a);
+    a->n = 0;
     free(eidx);
     if (rc != 0)
         r->w_known = 0; /* what the write sequence holds now is not known */
@@ -2758,6 +2758,7 @@ static void redis_destroy(struct dg_state *st)
     free(r->seen);
     dg_buf_free(&r->kb);
     dg_buf_free(&r->blob);
+    args_free(&r->chk);
     dg_buf_free(&r->out);
     if (r->record)
         fclose(r->record);
