@@ -340,6 +340,8 @@ struct rbatch {
     dg_arena arena;
     struct gentry **opg;       /* the gentry of each window op of the batch, in order */
     size_t nopg, capopg;
+    struct rentry **orp;       /* the rentry of each req_id of the batch, in order */
+    size_t norp, caporp;
     dg_hmap dvals;             /* zkey '\x1f' member -> struct dentry */
     dg_hmap zsets;             /* zkey -> struct zset */
     struct gentry **bl;        /* in first-touch order */
@@ -1061,7 +1063,7 @@ static void gc_clear(struct rstate *r)
 /* The end of a batch (committed, or not: see batch_abort). */
 static void batch_reset(struct rstate *r)
 {
-    r->b->nbl = r->b->ndl = r->b->nzl = r->b->nrl = r->b->nopg = 0;
+    r->b->nbl = r->b->ndl = r->b->nzl = r->b->nrl = r->b->nopg = r->b->norp = 0;
     dg_hmap_clear(&r->b->recs); /* their keys are in the arena */
     dg_hmap_clear(&r->b->dvals);
     dg_hmap_clear(&r->b->zsets);
@@ -1153,6 +1155,17 @@ static struct rentry *rentry_for(struct rstate *r, const char *id)
     }
     r->b->rl[r->b->nrl++] = e;
     return e;
+}
+
+/* The entry of the request record wr writes, among those of it->req_ids
+ * (ent, as apply() found them); looked up when it is not one of them. */
+static struct rentry *req_entry(struct rstate *r, const struct dg_item *it, struct rentry *const *ent,
+                                const struct dg_reqrec *wr)
+{
+    for (size_t k = 0; k < it->nreq_ids; k++)
+        if (strlen(it->req_ids[k]) == wr->idlen && !memcmp(it->req_ids[k], wr->id, wr->idlen))
+            return ent[k];
+    return rentry_for(r, dg_arena_strndup(&r->b->arena, wr->id, wr->idlen));
 }
 
 /* The Redis key of window w's key op->key, in r->kb. */
@@ -1593,8 +1606,13 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             }
             r->b->opg[r->b->nopg++] = g;
         }
-        for (size_t k = 0; k < it->nreq_ids; k++)
-            rentry_for(r, it->req_ids[k]);
+        for (size_t k = 0; k < it->nreq_ids; k++) {
+            if (r->b->norp == r->b->caporp) {
+                r->b->caporp = r->b->caporp ? 2 * r->b->caporp : 1024;
+                r->b->orp = dg_xrealloc(r->b->orp, r->b->caporp * sizeof(*r->b->orp));
+            }
+            r->b->orp[r->b->norp++] = rentry_for(r, it->req_ids[k]);
+        }
     }
 
     if (ahead) /* distinct sets kept in Redis are read: after the other batch */
@@ -1803,7 +1821,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         r->seen = dg_xrealloc(r->seen, r->seen_cap * sizeof(*r->seen));
     }
     memset(r->seen, 0xff, r->seen_cap * sizeof(*r->seen));
-    for (size_t i = 0, og = 0; i < n; og += items[i].nops, i++) {
+    for (size_t i = 0, og = 0, orx = 0; i < n; og += items[i].nops, orx += items[i].nreq_ids, i++) {
         struct dg_item *it = &items[i];
         it->frozen = 0;
         it->late = 0;
@@ -1822,7 +1840,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         if (it->nreq_ids) {
             it->reqs = dg_arena_alloc(arena, it->nreq_ids * sizeof(*it->reqs));
             for (size_t k = 0; k < it->nreq_ids; k++)
-                it->reqs[k] = rentry_for(r, it->req_ids[k])->rec;
+                it->reqs[k] = r->b->orp[orx + k]->rec;
         }
         for (size_t o = 0; o < it->nops; o++) {
             struct dg_winop *op = &it->ops[o];
@@ -2158,12 +2176,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         arg_int(r, a, (long long)r->base.dedupe_ms);
         eidx[ne++] = i;
     }
-    /* the request records this batch wrote: the last write of each wins */
-    for (size_t i = 0; i < n; i++)
-        for (size_t w = 0; !items[i].dup && w < items[i].nwrites; w++) {
-            char *id = dg_arena_strndup(&r->b->arena, items[i].writes[w]->id, items[i].writes[w]->idlen);
-            rentry_for(r, id)->write = items[i].writes[w];
-        }
+    /* the request records this batch wrote (each among its item's
+     * req_ids, whose entries apply() found): the last write of each wins */
+    for (size_t i = 0, orx = 0; i < n; orx += items[i].nreq_ids, i++)
+        for (size_t w = 0; !items[i].dup && w < items[i].nwrites; w++)
+            req_entry(r, &items[i], r->b->orp + orx, items[i].writes[w])->write = items[i].writes[w];
     /* the keys this batch changed, with the next version */
     for (size_t i = 0; i < r->b->nbl; i++)
         L.nwr += r->b->bl[i]->dirty;
@@ -2724,6 +2741,7 @@ static void redis_destroy(struct dg_state *st)
         args_free(&b->ca);
         free(b->ceidx);
         free(b->opg);
+        free(b->orp);
         free(b->rl);
         free(b->bl);
         free(b->dl);
