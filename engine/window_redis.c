@@ -429,6 +429,10 @@ struct rstate {
     size_t nburied, capburied;
     char instance[17];
     dg_buf kb;
+    dg_buf gk;                 /* gkey(): a window key; its start, gk_pl bytes,
+                                  is that of keyset gk_ks */
+    size_t gk_pl;
+    uint64_t gk_ks;
     dg_buf blob;               /* commit_send: the value being encoded */
     struct args chk;           /* send_fast: the check script's arguments */
     dg_buf out;                /* commands queued by append(), as RESP */
@@ -506,9 +510,17 @@ static void record(struct rstate *r, int argc, const char **argv, const size_t *
     }
 }
 
-/* n in decimal at p; returns the end */
+/* n in decimal at p; returns the end (most are lengths below 1000) */
 static char *put_uint(char *p, unsigned long long n)
 {
+    if (n < 1000) {
+        if (n >= 100)
+            *p++ = (char)('0' + n / 100);
+        if (n >= 10)
+            *p++ = (char)('0' + n / 10 % 10);
+        *p++ = (char)('0' + n % 10);
+        return p;
+    }
     char tmp[24];
     int k = 0;
     do
@@ -1168,26 +1180,30 @@ static struct rentry *req_entry(struct rstate *r, const struct dg_item *it, stru
     return rentry_for(r, dg_arena_strndup(&r->b->arena, wr->id, wr->idlen));
 }
 
-/* The Redis key of window w's key op->key, in r->kb. */
+/* The Redis key of window w's key op->key, in r->gk. Its start, "P g:<keyset
+ * in hex>:", stays there from one call to the next: only rewritten when the
+ * keyset changes. */
 static void gkey(struct rstate *r, const struct dg_window *w, const struct dg_winop *op)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t pl = strlen(r->prefix);
-    uint64_t v = w->keyset_hash;
-    dg_buf_reserve(&r->kb, pl + 2 + 16 + 1 + op->keylen + 1);
-    char *p = r->kb.data;
-    memcpy(p, r->prefix, pl);
-    p += pl;
-    *p++ = 'g';
-    *p++ = ':';
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        p[i] = hex[v & 15];
-    p += 16;
-    *p++ = ':';
-    memcpy(p, op->key, op->keylen);
-    p += op->keylen;
-    *p = '\0';
-    r->kb.len = (size_t)(p - r->kb.data);
+    if (!r->gk_pl || r->gk_ks != w->keyset_hash) {
+        size_t pl = strlen(r->prefix);
+        uint64_t v = w->keyset_hash;
+        dg_buf_reserve(&r->gk, pl + 2 + 16 + 1);
+        char *p = r->gk.data;
+        memcpy(p, r->prefix, pl);
+        p += pl;
+        *p++ = 'g';
+        *p++ = ':';
+        for (int i = 15; i >= 0; i--, v >>= 4)
+            p[i] = hex[v & 15];
+        p += 16;
+        *p++ = ':';
+        r->gk_pl = (size_t)(p - r->gk.data);
+        r->gk_ks = w->keyset_hash;
+    }
+    r->gk.len = r->gk_pl;
+    dg_buf_append(&r->gk, op->key, op->keylen);
 }
 
 /* The entry of key op->key of window w, from the cache or new (state not
@@ -1196,17 +1212,17 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
                                  const struct dg_winop *op, int64_t now)
 {
     gkey(r, w, op);
-    struct gentry *g = dg_hmap_get(&r->gc, r->kb.data, r->kb.len);
+    struct gentry *g = dg_hmap_get(&r->gc, r->gk.data, r->gk.len);
     if (g && g->seq != r->seq && g->expires_ms <= now && !g->pin) {
         bury(r, g);
         g = NULL;
     }
     if (!g) {
-        g = dg_xcalloc(1, sizeof(*g) + r->kb.len + 1);
+        g = dg_xcalloc(1, sizeof(*g) + r->gk.len + 1);
         char *k = (char *)(g + 1);
-        memcpy(k, r->kb.data, r->kb.len + 1);
+        memcpy(k, r->gk.data, r->gk.len + 1);
         g->key = k;
-        g->keylen = r->kb.len;
+        g->keylen = r->gk.len;
         g->cls = keyset_class(w->keyset_hash);
         dg_hmap_put(&r->gc, k, g->keylen, g);
     }
@@ -2704,8 +2720,8 @@ static int redis_peek(struct dg_state *st, const struct dg_window *w, const char
     op.keylen = (uint32_t)keylen;
     gkey(r, w, &op); /* read from Redis, never from the cache */
     struct gentry *g = dg_xcalloc(1, sizeof(*g));
-    const char *argv[2] = {"GET", r->kb.data};
-    size_t lens[2] = {3, r->kb.len};
+    const char *argv[2] = {"GET", r->gk.data};
+    size_t lens[2] = {3, r->gk.len};
     redisReply *rep = cmd(r, 2, argv, lens);
     if (!rep) {
         gentry_free(g);
@@ -2775,6 +2791,7 @@ static void redis_destroy(struct dg_state *st)
     dg_hmap_free(&r->known);
     free(r->seen);
     dg_buf_free(&r->kb);
+    dg_buf_free(&r->gk);
     dg_buf_free(&r->blob);
     args_free(&r->chk);
     dg_buf_free(&r->out);
