@@ -69,7 +69,14 @@
  * scripts then mark the contention key; a key taken to be absent that
  * exists is only a wrong guess);
  * decided(): {2, index, stored decision, ...} when any of the ne e: keys
- * exists, else nil. */
+ * exists, else nil; checks(): every check of a commit, in this order -
+ * the batch ahead was committed (chain holds tok, unless tok is ''; else
+ * {3}), the write sequence wkey holds wexp (unless wexp is ''; else {4}),
+ * the freezes' version, the n = a[i] (key, version) pairs after a[i]
+ * (else {0, ...}, marking the contention key when a key that existed
+ * changed), none of the ne events decided (else {2, ...}; ne follows the
+ * pairs, then an e: key every step arguments) - returning the refusal, or
+ * nil and the index of ne. */
 #define LUA_PIECES \
     "local function mget(keys, n)\n" \
     "  local out = {}\n" \
@@ -116,6 +123,27 @@
     "    end\n" \
     "  end\n" \
     "  return real\n" \
+    "end\n" \
+    "local function checks(a, chain, tok, wkey, wexp, fvkey, fver, contended, i, step)\n" \
+    "  if tok ~= '' and redis.call('GET', chain) ~= tok then return {3} end\n" \
+    "  if wexp ~= '' and (redis.call('GET', wkey) or '0') ~= wexp then return {4} end\n" \
+    "  local bad = {0}\n" \
+    "  if (redis.call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n" \
+    "  local n = tonumber(a[i])\n" \
+    "  local real = check_keys(a, i + 1, n, bad)\n" \
+    "  if #bad > 1 then\n" \
+    "    if real then redis.call('SET', contended, '1', 'PX', 10000) end\n" \
+    "    return bad\n" \
+    "  end\n" \
+    "  i = i + 1 + 2 * n\n" \
+    "  local ne = tonumber(a[i])\n" \
+    "  if ne > 0 then\n" \
+    "    local ek = {}\n" \
+    "    for j = 1, ne do ek[j] = a[i + step * (j - 1) + 1] end\n" \
+    "    local out = decided(ek, ne)\n" \
+    "    if out then return out end\n" \
+    "  end\n" \
+    "  return nil, i\n" \
     "end\n"
 
 /* The write half of a batch, atomic. First the checks: the batch this one
@@ -139,35 +167,16 @@ static const char commit_script[] =
     LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
-    "local fkey, fvkey, fver = a[1], a[2], a[3]\n"
-    "if a[5] ~= '' and call('GET', a[4]) ~= a[5] then return {3} end\n"
-    "local bad = {0}\n"
-    "if (call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n"
-    "local n = tonumber(a[9])\n"
-    "local i = 10\n"
-    "local real = check_keys(a, i, n, bad)\n"
-    "if #bad > 1 then\n"
-    "  if real then call('SET', a[7], '1', 'PX', 10000) end\n"
-    "  return bad\n"
-    "end\n"
-    "i = i + 2 * n\n"
-    "local ne = tonumber(a[i])\n"
-    "if ne > 0 then\n"
-    "  local ek = {}\n"
-    "  for j = 1, ne do ek[j] = a[i + 3 * j - 2] end\n"
-    "  local out = decided(ek, ne)\n"
-    "  if out then return out end\n"
-    "  for _ = 1, ne do\n"
+    "local fkey, fvkey = a[1], a[2]\n"
+    "local out, i = checks(a, a[4], a[5], nil, '', fvkey, a[3], a[7], 9, 3)\n"
+    "if out then return out end\n"
+    "for _ = 1, 2 do -- the decisions, then the other keys\n"
+    "  for _ = 1, tonumber(a[i]) do\n"
     "    call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
     "    i = i + 3\n"
     "  end\n"
+    "  i = i + 1\n"
     "end\n"
-    "i = i + 1\n"
-    "for _ = 1, tonumber(a[i]) do\n"
-    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
-    "  i = i + 3\n"
-    "end\n"
-    "i = i + 1\n"
     "for _ = 1, tonumber(a[i]) do\n"
     "  local k, lo, ttl, nm = a[i + 1], a[i + 2], a[i + 3], tonumber(a[i + 4])\n"
     "  i = i + 4\n"
@@ -204,25 +213,8 @@ static const char check_script[] =
     LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
-    "local function refuse(r) call('INCR', a[6]); return r end\n"
-    "if a[4] ~= '' and call('GET', a[3]) ~= a[4] then return refuse({3}) end\n"
-    "if a[7] ~= '' and (call('GET', a[6]) or '0') ~= a[7] then return refuse({4}) end\n"
-    "local bad = {0}\n"
-    "if (call('GET', a[1]) or '') ~= a[2] then bad[2] = a[1]; bad[3] = false end\n"
-    "local n = tonumber(a[8])\n"
-    "local real = check_keys(a, 9, n, bad)\n"
-    "if #bad > 1 then\n"
-    "  if real then call('SET', a[5], '1', 'PX', 10000) end\n"
-    "  return refuse(bad)\n"
-    "end\n"
-    "local i = 9 + 2 * n\n"
-    "local ne = tonumber(a[i])\n"
-    "if ne > 0 then\n"
-    "  local ek = {}\n"
-    "  for j = 1, ne do ek[j] = a[i + j] end\n"
-    "  local out = decided(ek, ne)\n"
-    "  if out then return refuse(out) end\n"
-    "end\n"
+    "local out = checks(a, a[3], a[4], a[6], a[7], a[1], a[2], a[5], 8, 1)\n"
+    "if out then call('INCR', a[6]); return out end\n"
     "return {1, 0, call('EXISTS', a[5])}\n";
 
 /* The write-through cache: a Redis key this instance read or wrote, as it
@@ -993,6 +985,8 @@ static void count_guessed(const struct rbatch *b, size_t out[NCLASS])
         out[0] += b->rl[i]->guessed;
 }
 
+/* The class of a Redis key named in a reply: that of the keyset whose
+ * digest a g: key carries, 0 for any other key. */
 static int key_class(const struct rstate *r, const char *key, size_t len)
 {
     size_t pl = strlen(r->prefix);
@@ -1488,7 +1482,7 @@ static void freeze_field(dg_buf *out, int scope, const char *key, size_t keylen)
     dg_buf_append(out, key, keylen);
 }
 
-/* Whether the freezes as cached hold scope sc of it (r->kb: scratch). */
+/* The bit of (scope, key) in rstate.fzbits. */
 static uint64_t fz_hash(int scope, const char *key, size_t keylen)
 {
     return dg_hash64(key, keylen, 0x667a + (uint64_t)scope) & (FZ_BITS - 1);
@@ -1515,6 +1509,7 @@ static void fz_load(struct rstate *r, const redisReply *rep)
     }
 }
 
+/* Whether the freezes as cached hold scope sc of it (r->kb: scratch). */
 static int frozen_in_cache(struct rstate *r, const struct dg_item *it, int sc)
 {
     uint64_t h = fz_hash(sc, it->scope_key[sc], it->scope_len[sc]);
@@ -2569,7 +2564,8 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
                 r->fz_valid = 0;
                 continue;
             }
-            int is_g = e->len > pl + 2 && !memcmp(e->str + pl, "g:", 2);
+            int is_g = e->len > pl + 2 && !memcmp(e->str + pl, "g:", 2), cls = key_class(r, e->str, e->len);
+            present[cls] += v->type == REDIS_REPLY_STRING;
             if (!is_g && v->type == REDIS_REPLY_STRING) {
                 cache_put(r, e->str, e->len, v->str, v->len, 1, until);
             } else if (!is_g) {
@@ -2581,7 +2577,7 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
                 memcpy(key, e->str, e->len);
                 g->key = key;
                 g->keylen = e->len;
-                g->cls = key_class(r, e->str, e->len);
+                g->cls = cls;
                 if (decode_blob(r, r->gc_rs, g, v->str, v->len) != 0) {
                     gentry_free(g);
                     continue;
@@ -2593,9 +2589,6 @@ static int redis_commit_recv(struct dg_state *st, struct dg_item *items, size_t 
                     bury(r, old);
             }
         }
-        for (size_t k = 1; k + 1 < rep->elements; k += 2)
-            if (rep->element[k]->type == REDIS_REPLY_STRING && rep->element[k + 1]->type == REDIS_REPLY_STRING)
-                present[key_class(r, rep->element[k]->str, rep->element[k]->len)]++;
         for (int c = 0; c < NCLASS; c++)
             note_present(r, c, present[c] < guessed[c] ? present[c] : guessed[c], guessed[c]);
         r->stats.conflicts++;
@@ -2906,9 +2899,6 @@ static struct rstate *admin_open(const struct dg_redis_opts *o, char *err, size_
     struct dg_state *st = dg_state_redis_new(o, err, errsz);
     return st ? (struct rstate *)st : NULL;
 }
-
-/* "<scope>|<key>", as the engine writes it (redis_commit) */
-
 
 /* Run one of the scripts above on freezes and freezes:v (rec: the second
  * ARGV, or NULL). The reply, checked for shape, or NULL with err set. With
