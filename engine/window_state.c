@@ -311,16 +311,50 @@ void dg_wstate_take_distinct(struct dg_wstate *k, const struct dg_window *w,
     k->ext = 1;
 }
 
-/* ---- encoding ---- */
+/* ---- encoding ----
+ *
+ * Version 3 (written): magic 'W', version 3, then LEB128 varints, signed
+ * ones zigzagged, differences taken in uint64 arithmetic (wrapping, so
+ * any values round-trip): head; last_touch; count; sum; dtotal; flags
+ * (1: has_last, 2: ext); last_touch - last_ts; the last value's type and
+ * value (a string: length and bytes; a number: its 8 bytes LE; a time or
+ * duration: zigzag; a boolean: 0/1); dn, then dn x (hash: 8 bytes LE,
+ * head - bucket); nb, then nb x (head - idx, count, sum, max, min,
+ * dcount). Most of these are small, so a section takes a third of
+ * version 2's bytes (fixed 8-byte fields), which is still read: keys
+ * written by an older engine decode as before. */
 
 #define WSTATE_MAGIC 0x57 /* 'W' */
-#define WSTATE_VERSION 2
+#define WSTATE_V2 2
+#define WSTATE_VERSION 3
+#define VARINT_MAX 10
+
+static uint64_t zz(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzz(uint64_t u)
+{
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
 
 /* The caller reserved the room (dg_wstate_encode sizes the state first). */
 static void put64(dg_buf *b, uint64_t v)
 {
     dg_put_le64(b->data + b->len, v);
     b->len += 8;
+}
+
+static void putv(dg_buf *b, uint64_t v)
+{
+    unsigned char *p = (unsigned char *)b->data + b->len;
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    b->len = (size_t)((char *)p - b->data);
 }
 
 static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
@@ -332,24 +366,41 @@ static int get64(const unsigned char **p, const unsigned char *end, uint64_t *v)
     return 0;
 }
 
+/* -1: truncated, or longer than 10 bytes */
+static int getv(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        unsigned char c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
 {
-    unsigned char hdr[2] = {WSTATE_MAGIC, WSTATE_VERSION};
-    size_t need = 2 + 8 * 8 + 16 + (k->last.t == DG_T_STR ? k->last.len : 0) + 16 +
-                  (k->ext ? 0 : (size_t)k->dn * 16) + 8 + (size_t)k->nb * 48;
+    size_t need = 2 + 8 * VARINT_MAX + (k->last.t == DG_T_STR ? k->last.len : 0) + 2 * VARINT_MAX +
+                  (k->ext ? 0 : (size_t)k->dn * (8 + VARINT_MAX)) + VARINT_MAX +
+                  (size_t)k->nb * 6 * VARINT_MAX;
     dg_buf_reserve(out, need);
-    dg_buf_append(out, hdr, 2);
-    put64(out, (uint64_t)k->head);
-    put64(out, (uint64_t)k->last_touch);
-    put64(out, (uint64_t)k->count);
-    put64(out, (uint64_t)k->sum);
-    put64(out, (uint64_t)k->dtotal);
-    put64(out, (uint64_t)k->has_last);
-    put64(out, (uint64_t)k->last_ts);
-    put64(out, (uint64_t)k->last.t);
+    out->data[out->len++] = (char)WSTATE_MAGIC;
+    out->data[out->len++] = (char)WSTATE_VERSION;
+    uint64_t head = (uint64_t)k->head;
+    putv(out, zz(k->head));
+    putv(out, zz(k->last_touch));
+    putv(out, zz(k->count));
+    putv(out, zz(k->sum));
+    putv(out, zz(k->dtotal));
+    putv(out, (uint64_t)(k->has_last ? 1 : 0) | (uint64_t)(k->ext ? 2 : 0));
+    putv(out, zz((int64_t)((uint64_t)k->last_touch - (uint64_t)k->last_ts)));
+    putv(out, k->last.t);
     switch (k->last.t) {
     case DG_T_STR:
-        put64(out, k->last.len);
+        putv(out, k->last.len);
         memcpy(out->data + out->len, k->last.u.s, k->last.len);
         out->len += k->last.len;
         break;
@@ -361,40 +412,133 @@ void dg_wstate_encode(const struct dg_wstate *k, dg_buf *out)
     }
     case DG_T_TIME:
     case DG_T_DUR:
-        put64(out, (uint64_t)k->last.u.ms);
+        putv(out, zz(k->last.u.ms));
         break;
     case DG_T_BOOL:
-        put64(out, (uint64_t)k->last.u.b);
+        putv(out, k->last.u.b ? 1 : 0);
         break;
     }
-    put64(out, (uint64_t)k->ext);
-    put64(out, k->ext ? 0 : k->dn);
+    putv(out, k->ext ? 0 : k->dn);
     for (uint32_t i = 0; !k->ext && i < k->dcap; i++)
         if (k->d && k->d[i].h) {
             put64(out, k->d[i].h);
-            put64(out, (uint64_t)k->d[i].b);
+            putv(out, zz((int64_t)(head - (uint64_t)k->d[i].b)));
         }
-    put64(out, k->nb);
+    putv(out, k->nb);
     for (uint32_t i = 0; i < k->nb; i++) {
         const struct dg_bucket *b = &k->b[i];
-        put64(out, (uint64_t)b->idx);
-        put64(out, (uint64_t)b->count);
-        put64(out, (uint64_t)b->sum);
-        put64(out, (uint64_t)b->max);
-        put64(out, (uint64_t)b->min);
-        put64(out, (uint64_t)b->dcount);
+        putv(out, zz((int64_t)(head - (uint64_t)b->idx)));
+        putv(out, zz(b->count));
+        putv(out, zz(b->sum));
+        putv(out, zz(b->max));
+        putv(out, zz(b->min));
+        putv(out, zz(b->dcount));
     }
 }
 
-int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
+/* The distinct map of a decoded state: room for dn values. */
+static void dmap_alloc(struct dg_wstate *k, uint64_t dn)
 {
-    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    k->dcap = 8;
+    while (k->dcap < (dn + 1) * 2)
+        k->dcap *= 2;
+    k->d = dg_xcalloc(k->dcap, sizeof(*k->d));
+}
+
+/* Adds value h seen last in bucket b; -1 when h is 0 or there already. */
+static int dmap_add(struct dg_wstate *k, uint64_t h, int64_t b)
+{
+    uint32_t slot;
+    if (!h || dfind(k, h, &slot) != INT64_MIN)
+        return -1;
+    k->d[slot].h = h;
+    k->d[slot].b = b;
+    k->dn++;
+    return 0;
+}
+
+static int decode_v3(struct dg_wstate *k, const unsigned char *p, const unsigned char *end)
+{
+    uint64_t v[8], t, x, dn, nb;
+    for (int i = 0; i < 8; i++)
+        if (getv(&p, end, &v[i]))
+            return -1;
+    if (v[5] > 3)
+        return -1;
+    k->head = unzz(v[0]);
+    k->last_touch = unzz(v[1]);
+    k->count = unzz(v[2]);
+    k->sum = unzz(v[3]);
+    k->dtotal = unzz(v[4]);
+    k->has_last = (int)(v[5] & 1);
+    k->ext = (int)(v[5] >> 1);
+    k->last_ts = (int64_t)((uint64_t)k->last_touch - (uint64_t)unzz(v[6]));
+    uint64_t head = (uint64_t)k->head;
+    t = v[7];
+    k->last.t = (uint8_t)t;
+    switch (t) {
+    case DG_T_NONE:
+        break;
+    case DG_T_STR:
+        if (getv(&p, end, &x) || (uint64_t)(end - p) < x || x > UINT32_MAX)
+            return -1;
+        k->last_str = dg_xstrndup((const char *)p, (size_t)x);
+        k->last = dg_str(k->last_str, (size_t)x);
+        p += x;
+        break;
+    case DG_T_NUM:
+        if (get64(&p, end, &x))
+            return -1;
+        memcpy(&k->last.u.n, &x, 8);
+        break;
+    case DG_T_TIME:
+    case DG_T_DUR:
+    case DG_T_BOOL:
+        if (getv(&p, end, &x) || (t == DG_T_BOOL && x > 1))
+            return -1;
+        if (t == DG_T_BOOL)
+            k->last.u.b = (int)x;
+        else
+            k->last.u.ms = unzz(x);
+        break;
+    default:
+        return -1;
+    }
+    /* every distinct value takes 9 bytes or more */
+    if (getv(&p, end, &dn) || dn > (1u << 24) || (uint64_t)(end - p) < dn * 9 || (k->ext && dn))
+        return -1;
+    if (dn)
+        dmap_alloc(k, dn);
+    for (uint64_t i = 0; i < dn; i++) {
+        uint64_t h;
+        if (get64(&p, end, &h) || getv(&p, end, &x) || dmap_add(k, h, (int64_t)(head - (uint64_t)unzz(x))))
+            return -1;
+    }
+    /* every bucket takes 6 bytes or more */
+    if (getv(&p, end, &nb) || nb > 4096 || (uint64_t)(end - p) < nb * 6)
+        return -1;
+    k->nb = k->capb = (uint32_t)nb;
+    k->b = nb ? dg_xmalloc(nb * sizeof(*k->b)) : NULL;
+    for (uint32_t i = 0; i < k->nb; i++) {
+        uint64_t f[6];
+        for (int j = 0; j < 6; j++)
+            if (getv(&p, end, &f[j]))
+                return -1;
+        k->b[i].idx = (int64_t)(head - (uint64_t)unzz(f[0]));
+        k->b[i].count = unzz(f[1]);
+        k->b[i].sum = unzz(f[2]);
+        k->b[i].max = unzz(f[3]);
+        k->b[i].min = unzz(f[4]);
+        k->b[i].dcount = unzz(f[5]);
+    }
+    return p == end ? 0 : -1;
+}
+
+/* Version 2: the same fields, each 8 bytes LE; no deltas */
+static int decode_v2(struct dg_wstate *k, const unsigned char *p, const unsigned char *end)
+{
     uint64_t v[8], nb, t;
 
-    dg_wstate_init(k);
-    if (len < 2 || p[0] != WSTATE_MAGIC || p[1] != WSTATE_VERSION)
-        return -1;
-    p += 2;
     for (int i = 0; i < 8; i++)
         if (get64(&p, end, &v[i]))
             return -1;
@@ -441,38 +585,22 @@ int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
     default:
         return -1;
     }
-    {
-        uint64_t ext, dn;
-        if (get64(&p, end, &ext) || get64(&p, end, &dn) || ext > 1 || dn > (1u << 24) ||
-            (uint64_t)(end - p) < dn * 16) {
-            dg_wstate_release(k);
-            return -1;
-        }
-        k->ext = (int)ext;
-        if (dn) {
-            k->dcap = 8;
-            while (k->dcap < (dn + 1) * 2)
-                k->dcap *= 2;
-            k->d = dg_xcalloc(k->dcap, sizeof(*k->d));
-            for (uint64_t i = 0; i < dn; i++) {
-                uint64_t h = 0, b = 0;
-                uint32_t slot;
-                get64(&p, end, &h); /* lengths were checked above */
-                get64(&p, end, &b);
-                if (!h || dfind(k, h, &slot) != INT64_MIN) {
-                    dg_wstate_release(k);
-                    return -1;
-                }
-                k->d[slot].h = h;
-                k->d[slot].b = (int64_t)b;
-                k->dn++;
-            }
-        }
-    }
-    if (get64(&p, end, &nb) || nb > 4096 || (uint64_t)(end - p) != nb * 48) {
-        dg_wstate_release(k);
+    uint64_t ext, dn;
+    if (get64(&p, end, &ext) || get64(&p, end, &dn) || ext > 1 || dn > (1u << 24) ||
+        (uint64_t)(end - p) < dn * 16)
         return -1;
+    k->ext = (int)ext;
+    if (dn)
+        dmap_alloc(k, dn);
+    for (uint64_t i = 0; i < dn; i++) {
+        uint64_t h = 0, b = 0;
+        get64(&p, end, &h); /* lengths were checked above */
+        get64(&p, end, &b);
+        if (dmap_add(k, h, (int64_t)b))
+            return -1;
     }
+    if (get64(&p, end, &nb) || nb > 4096 || (uint64_t)(end - p) != nb * 48)
+        return -1;
     k->nb = k->capb = (uint32_t)nb;
     k->b = nb ? dg_xmalloc(nb * sizeof(*k->b)) : NULL;
     for (uint32_t i = 0; i < k->nb; i++) {
@@ -487,4 +615,19 @@ int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
         k->b[i].dcount = (int64_t)f[5];
     }
     return 0;
+}
+
+int dg_wstate_decode(struct dg_wstate *k, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    int rc = -1;
+
+    dg_wstate_init(k);
+    if (len >= 2 && p[0] == WSTATE_MAGIC && p[1] == WSTATE_VERSION)
+        rc = decode_v3(k, p + 2, p + len);
+    else if (len >= 2 && p[0] == WSTATE_MAGIC && p[1] == WSTATE_V2)
+        rc = decode_v2(k, p + 2, p + len);
+    if (rc != 0)
+        dg_wstate_release(k);
+    return rc;
 }

@@ -109,6 +109,135 @@ START_TEST(test_decode_rejects_garbage)
 }
 END_TEST
 
+/* every (hash, bucket) of a's distinct map is in b's, and as many */
+static void same_distinct(const struct dg_wstate *a, const struct dg_wstate *b)
+{
+    ck_assert_uint_eq(a->dn, b->dn);
+    ck_assert_int_eq(a->ext, b->ext);
+    for (uint32_t i = 0; i < a->dcap; i++) {
+        if (!a->d || !a->d[i].h)
+            continue;
+        int found = 0;
+        for (uint32_t j = 0; j < b->dcap && !found; j++)
+            found = b->d[j].h == a->d[i].h && b->d[j].b == a->d[i].b;
+        ck_assert_msg(found, "distinct value %llx lost", (unsigned long long)a->d[i].h);
+    }
+}
+
+/* limits of every field survive (varints, zigzag, differences that wrap) */
+START_TEST(test_roundtrip_extremes)
+{
+    struct dg_ruleset *rs = load(rules);
+    const struct dg_window *w = &rs->windows[2];
+    static const int64_t vals[] = {0, 1, -1, INT64_MAX, INT64_MIN, INT64_MIN / 2, 1700000000000LL};
+    const size_t nv = sizeof(vals) / sizeof(vals[0]);
+    dg_arena ar;
+    dg_arena_init(&ar, 4096);
+    for (size_t i = 0; i < nv; i++) {
+        struct dg_wstate k, r;
+        dg_buf b = {0};
+        dg_wstate_init(&k);
+        add(&k, w, 1000, 1, "p", &ar, NULL); /* a distinct map and a bucket */
+        add(&k, w, 2000, 1, "q", &ar, NULL);
+        k.head = vals[i];
+        k.last_touch = vals[(i + 1) % nv];
+        k.count = vals[(i + 2) % nv];
+        k.sum = vals[(i + 3) % nv];
+        k.dtotal = vals[(i + 4) % nv];
+        k.last_ts = vals[(i + 5) % nv];
+        k.has_last = (int)(i & 1);
+        k.b[0].idx = vals[(i + 6) % nv];
+        k.b[0].count = vals[(i + 1) % nv];
+        k.b[0].sum = vals[(i + 2) % nv];
+        k.b[0].max = vals[(i + 3) % nv];
+        k.b[0].min = vals[(i + 4) % nv];
+        k.b[0].dcount = vals[(i + 5) % nv];
+        for (uint32_t j = 0; j < k.dcap; j++)
+            if (k.d[j].h)
+                k.d[j].b = vals[(i + j) % nv];
+        switch (i % 4) { /* every type of last value */
+        case 0: k.last = dg_num(-0.125); break;
+        case 1: k.last.t = DG_T_TIME; k.last.u.ms = vals[i]; break;
+        case 2: k.last.t = DG_T_BOOL; k.last.u.b = 1; break;
+        default: k.last.t = DG_T_DUR; k.last.u.ms = vals[(i + 3) % nv]; break;
+        }
+        dg_wstate_encode(&k, &b);
+        ck_assert_int_eq(dg_wstate_decode(&r, b.data, b.len), 0);
+        same(&k, &r);
+        same_distinct(&k, &r);
+        ck_assert(memcmp(&k.last.u, &r.last.u, sizeof(k.last.u)) == 0);
+        dg_wstate_release(&k);
+        dg_wstate_release(&r);
+        dg_buf_free(&b);
+    }
+    dg_arena_free(&ar);
+    dg_ruleset_free(rs);
+}
+END_TEST
+
+static void le64(dg_buf *b, uint64_t v)
+{
+    char t[8];
+    dg_put_le64(t, v);
+    dg_buf_append(b, t, 8);
+}
+
+/* keys written by an engine of the last version (fixed 8-byte fields)
+ * still decode */
+START_TEST(test_decodes_version_2)
+{
+    dg_buf b = {0};
+    struct dg_wstate r;
+    dg_buf_append(&b, "W\x02", 2);
+    const uint64_t f[8] = {29000000, 1740000000000ULL, 3, (uint64_t)-250, 2, 1, 1739999999000ULL, DG_T_STR};
+    for (int i = 0; i < 8; i++)
+        le64(&b, f[i]);
+    le64(&b, 2); /* the last value: "ab" */
+    dg_buf_append(&b, "ab", 2);
+    le64(&b, 0); /* ext */
+    le64(&b, 1); /* dn: one value */
+    le64(&b, 0x1234567890abcdefULL);
+    le64(&b, 28999999);
+    le64(&b, 1); /* nb: one bucket */
+    const int64_t bk[6] = {28999999, 3, -250, 100, -400, 1};
+    for (int i = 0; i < 6; i++)
+        le64(&b, (uint64_t)bk[i]);
+    ck_assert_int_eq(dg_wstate_decode(&r, b.data, b.len), 0);
+    ck_assert_int_eq(r.head, 29000000);
+    ck_assert_int_eq(r.last_touch, 1740000000000LL);
+    ck_assert_int_eq(r.count, 3);
+    ck_assert_int_eq(r.sum, -250);
+    ck_assert_int_eq(r.dtotal, 2);
+    ck_assert_int_eq(r.has_last, 1);
+    ck_assert_int_eq(r.last_ts, 1739999999000LL);
+    ck_assert_int_eq(r.last.t, DG_T_STR);
+    ck_assert_uint_eq(r.last.len, 2);
+    ck_assert(memcmp(r.last.u.s, "ab", 2) == 0);
+    ck_assert_uint_eq(r.dn, 1);
+    ck_assert_uint_eq(r.nb, 1);
+    ck_assert_int_eq(r.b[0].idx, 28999999);
+    ck_assert_int_eq(r.b[0].sum, -250);
+    ck_assert_int_eq(r.b[0].max, 100);
+    ck_assert_int_eq(r.b[0].min, -400);
+    ck_assert_int_eq(r.b[0].dcount, 1);
+    /* and re-encoded (version 3) it is smaller and decodes the same */
+    struct dg_wstate r2;
+    dg_buf c = {0};
+    dg_wstate_encode(&r, &c);
+    ck_assert_uint_lt(c.len, b.len / 2);
+    ck_assert_int_eq(dg_wstate_decode(&r2, c.data, c.len), 0);
+    same(&r, &r2);
+    same_distinct(&r, &r2);
+    dg_wstate_release(&r2);
+    b.len--; /* a v2 blob cut short */
+    ck_assert_int_eq(dg_wstate_decode(&r2, b.data, b.len), -1);
+    dg_wstate_release(&r);
+    dg_wstate_release(&r2);
+    dg_buf_free(&b);
+    dg_buf_free(&c);
+}
+END_TEST
+
 /* an external distinct store (the Redis backend's) gives the same counts */
 struct ext {
     uint64_t h[64];
@@ -172,6 +301,8 @@ int main(void)
     TCase *tc = tcase_create("encoding");
     tcase_add_test(tc, test_roundtrip_every_field);
     tcase_add_test(tc, test_decode_rejects_garbage);
+    tcase_add_test(tc, test_roundtrip_extremes);
+    tcase_add_test(tc, test_decodes_version_2);
     tcase_add_test(tc, test_external_distinct_store_agrees);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
