@@ -1236,12 +1236,20 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
     return g;
 }
 
-static struct section *section_add(struct gentry *g, uint64_t state_hash)
+/* Room for n sections in g (a section is about 180 bytes, and a key has
+ * one to three: no room to spare for a million cached keys). */
+static void section_reserve(struct gentry *g, size_t n)
 {
-    if (g->nsec == g->capsec) {
-        g->capsec = g->capsec ? g->capsec * 2 : 8;
+    if (n > g->capsec) {
+        g->capsec = n;
         g->sec = dg_xrealloc(g->sec, g->capsec * sizeof(*g->sec));
     }
+}
+
+static struct section *section_add(struct gentry *g, uint64_t state_hash)
+{
+    if (g->nsec == g->capsec)
+        section_reserve(g, g->capsec ? g->capsec * 2 : 2);
     struct section *s = &g->sec[g->nsec++];
     memset(s, 0, sizeof(*s));
     s->state_hash = state_hash;
@@ -1294,6 +1302,9 @@ static int decode_blob(struct rstate *r, const struct dg_ruleset *rs, struct gen
     p += 8;
     n = dg_get_le32(p);
     p += 4;
+    if ((size_t)(end - p) / 12 < n) /* each takes 12 bytes or more */
+        return -1;
+    section_reserve(g, g->nsec + n);
     for (uint32_t i = 0; i < n; i++) {
         if (end - p < 12)
             return -1;
