@@ -257,7 +257,6 @@ struct section {
     size_t rawlen;
     int live;                  /* st holds a state (read or created) */
     struct dg_wstate st;
-    struct zset *z;            /* its distinct set, or NULL */
 };
 
 /* A key (one value of some key fields): the windows keyed by those fields
@@ -284,6 +283,8 @@ struct gentry {
     int cls;                   /* see key_class */
     uint64_t vseq;             /* the write sequence at which it was known to
                                   equal Redis (0: not known; see vfloor) */
+    int ext;                   /* a section keeps its distinct values in a
+                                  sorted set (read before use) */
     struct section *sec;
     size_t nsec, capsec;
 };
@@ -1226,8 +1227,6 @@ static struct gentry *gentry_for(struct rstate *r, const struct dg_window *w,
     g->dirty = 0;
     g->guessed = 0;
     g->wblob = NULL;
-    for (size_t k = 0; k < g->nsec; k++)
-        g->sec[k].z = NULL;
     if (r->b->nbl == r->b->capbl) {
         r->b->capbl = r->b->capbl ? r->b->capbl * 2 : 64;
         r->b->bl = dg_xrealloc(r->b->bl, r->b->capbl * sizeof(*r->b->bl));
@@ -1323,6 +1322,7 @@ static int decode_blob(struct rstate *r, const struct dg_ruleset *rs, struct gen
             if (dg_wstate_decode(&s->st, (const char *)p, l) != 0)
                 return -1;
             s->live = 1;
+            g->ext |= s->st.ext;
         } else {
             s->raw = dg_xstrndup((const char *)p, l);
             s->rawlen = l;
@@ -1639,11 +1639,10 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
 
     if (ahead) /* distinct sets kept in Redis are read: after the other batch */
         for (size_t i = 0; i < r->b->nbl; i++)
-            for (size_t k = 0; k < r->b->bl[i]->nsec; k++)
-                if (r->b->bl[i]->sec[k].st.ext) {
-                    batch_reset(r);
-                    return busy(r, "the batch needs a read");
-                }
+            if (r->b->bl[i]->ext) {
+                batch_reset(r);
+                return busy(r, "the batch needs a read");
+            }
 
     /* from the cache, or to be read - or, when keys not cached have
      * mostly been new lately, taken to be absent: the commit script checks
@@ -1799,7 +1798,7 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
         for (size_t o = 0; o < items[i].nops && !items[i].dup; o++) {
             struct dg_winop *op = &items[i].ops[o];
             const struct dg_window *w = &rs->windows[op->win];
-            if (!op->add || !(w->agg->need & DG_NEED_DISTINCT))
+            if (!op->add || !(w->agg->need & DG_NEED_DISTINCT) || !r->b->opg[og + o]->ext)
                 continue;
             struct section *sec = section_for(r->b->opg[og + o], w);
             if (sec->st.ext)
@@ -1880,24 +1879,20 @@ static int redis_apply(struct dg_state *st, const struct dg_ruleset *rs, struct 
             struct dstore_ctx dc = {r, NULL};
             struct dg_distinct_store ds = {dstore_get, dstore_set, &dc};
             if (sec->st.ext)
-                dc.z = sec->z = zset_for(r, w, op);
+                dc.z = zset_for(r, w, op);
             dg_wstate_touch(&sec->st, w, op, it->ts, arena, &it->late, dc.z ? &ds : NULL);
             if ((w->agg->need & DG_NEED_DISTINCT) && !sec->st.ext &&
                 sec->st.dn > DG_WSTATE_INLINE_DISTINCT) {
                 /* too many to carry in the blob: into a sorted set */
-                dc.z = sec->z = zset_for(r, w, op);
+                dc.z = zset_for(r, w, op);
                 dg_wstate_take_distinct(&sec->st, w, dstore_set, &dc);
+                g->ext = 1;
             }
+            if (dc.z) /* where the set's window starts: values below are stale */
+                dc.z->lo = dg_wstate_low(&sec->st, w);
             g->dirty = 1;
         }
     }
-    /* where each distinct set's window now starts: values below are stale */
-    for (size_t i = 0; i < r->b->nbl; i++)
-        for (size_t k = 0; k < r->b->bl[i]->nsec; k++) {
-            struct section *sec = &r->b->bl[i]->sec[k];
-            if (sec->z && sec->w)
-                sec->z->lo = dg_wstate_low(&sec->st, sec->w);
-        }
     r->b->batch_open = 1;
     rc = 0;
     goto out;
