@@ -60,123 +60,110 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Lua helpers of both commit scripts: MGET and EXISTS of any number of
- * keys (unpack() stops at about 8,000 values: in pieces); the version
- * check of n (key, version) pairs from a[i] on, which adds each key that
- * changed and what it holds now to bad (a key expected absent, version
- * "", is checked with EXISTS: its value is fetched only when it exists),
- * and says whether a key that existed changed (another writer: the
- * scripts then mark the contention key; a key taken to be absent that
- * exists is only a wrong guess);
- * decided(): {2, index, stored decision, ...} when any of the ne e: keys
- * exists, else nil; checks(): every check of a commit, in this order -
- * the batch ahead was committed (chain holds tok, unless tok is ''; else
- * {3}), the write sequence wkey holds wexp (unless wexp is ''; else {4}),
- * the freezes' version, the n = a[i] (key, version) pairs after a[i]
- * (else {0, ...}, marking the contention key when a key that existed
- * changed), none of the ne events decided (else {2, ...}; ne follows the
- * pairs, then an e: key every step arguments) - returning the refusal, or
- * nil and the index of ne. */
+/* Lua helpers of both commit scripts. mget() and exists() take the keys
+ * a[from..to] (in pieces: unpack() stops at about 8,000 values). checks():
+ * every check of a commit, in this order - the batch ahead was committed
+ * (chain holds tok, unless tok is ''; else {3}), the write sequence wkey
+ * holds wexp (unless wexp is ''; else {4}); then the freezes' version,
+ * the keys read (np, np keys, np versions: the first 8 bytes of each
+ * must be as read), the keys taken to be absent and the events' e: keys
+ * (na, ne, na keys, ne keys: none may exist) - else {0, key, what it
+ * holds now (false: nothing), ...}, marking the contention key when a key
+ * that existed changed - and last, events decided already: {2, index,
+ * stored decision, ...}. One EXISTS covers the absent keys and the e:
+ * keys; which ones exist is looked up only when one does (rare), so the
+ * script does little more than Redis's own commands would. Returns the
+ * refusal; or nil, the index after the checks' arguments, and where the
+ * ne e: keys start. */
 #define LUA_PIECES \
-    "local function mget(keys, n)\n" \
+    "local function mget(a, from, to)\n" \
     "  local out = {}\n" \
-    "  for s = 1, n, 4000 do\n" \
-    "    local e = math.min(s + 3999, n)\n" \
-    "    local part = redis.call('MGET', unpack(keys, s, e))\n" \
-    "    for j = s, e do out[j] = part[j - s + 1] end\n" \
+    "  for s = from, to, 4000 do\n" \
+    "    local part = redis.call('MGET', unpack(a, s, math.min(s + 3999, to)))\n" \
+    "    for j = 1, #part do out[s - from + j] = part[j] end\n" \
     "  end\n" \
     "  return out\n" \
     "end\n" \
-    "local function exists(keys, n)\n" \
+    "local function exists(a, from, to)\n" \
     "  local c = 0\n" \
-    "  for s = 1, n, 4000 do c = c + redis.call('EXISTS', unpack(keys, s, math.min(s + 3999, n))) end\n" \
+    "  for s = from, to, 4000 do c = c + redis.call('EXISTS', unpack(a, s, math.min(s + 3999, to))) end\n" \
     "  return c\n" \
     "end\n" \
-    "local function decided(ek, ne)\n" \
-    "  if exists(ek, ne) == 0 then return nil end\n" \
-    "  local cur = mget(ek, ne)\n" \
-    "  local out = {2}\n" \
-    "  for j = 1, ne do\n" \
-    "    if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n" \
-    "  end\n" \
-    "  return out\n" \
-    "end\n" \
-    "local function check_keys(a, i, n, bad)\n" \
-    "  local real = false\n" \
-    "  local pk, pv, ak = {}, {}, {}\n" \
-    "  for j = 1, n do\n" \
-    "    local k, v = a[i + 2 * j - 2], a[i + 2 * j - 1]\n" \
-    "    if v == '' then ak[#ak + 1] = k else pk[#pk + 1] = k; pv[#pv + 1] = v end\n" \
-    "  end\n" \
-    "  if #pk > 0 then\n" \
-    "    local cur = mget(pk, #pk)\n" \
-    "    for j = 1, #pk do\n" \
-    "      if string.sub(cur[j] or '', 1, 8) ~= pv[j] then\n" \
-    "        bad[#bad + 1] = pk[j]; bad[#bad + 1] = cur[j] or false; real = true\n" \
-    "      end\n" \
-    "    end\n" \
-    "  end\n" \
-    "  if #ak > 0 and exists(ak, #ak) > 0 then\n" \
-    "    local cur = mget(ak, #ak)\n" \
-    "    for j = 1, #ak do\n" \
-    "      if cur[j] then bad[#bad + 1] = ak[j]; bad[#bad + 1] = cur[j] end\n" \
-    "    end\n" \
-    "  end\n" \
-    "  return real\n" \
-    "end\n" \
-    "local function checks(a, chain, tok, wkey, wexp, fvkey, fver, contended, i, step)\n" \
+    "local function checks(a, chain, tok, wkey, wexp, fvkey, fver, contended, i)\n" \
     "  if tok ~= '' and redis.call('GET', chain) ~= tok then return {3} end\n" \
     "  if wexp ~= '' and (redis.call('GET', wkey) or '0') ~= wexp then return {4} end\n" \
     "  local bad = {0}\n" \
     "  if (redis.call('GET', fvkey) or '') ~= fver then bad[2] = fvkey; bad[3] = false end\n" \
-    "  local n = tonumber(a[i])\n" \
-    "  local real = check_keys(a, i + 1, n, bad)\n" \
+    "  local np, real = tonumber(a[i]), false\n" \
+    "  if np > 0 then\n" \
+    "    local cur = mget(a, i + 1, i + np)\n" \
+    "    for j = 1, np do\n" \
+    "      if string.sub(cur[j] or '', 1, 8) ~= a[i + np + j] then\n" \
+    "        bad[#bad + 1] = a[i + j]; bad[#bad + 1] = cur[j] or false; real = true\n" \
+    "      end\n" \
+    "    end\n" \
+    "  end\n" \
+    "  i = i + 1 + 2 * np\n" \
+    "  local na, ne = tonumber(a[i]), tonumber(a[i + 1])\n" \
+    "  i = i + 2\n" \
+    "  local ek = i + na\n" \
+    "  if na + ne > 0 and exists(a, i, ek + ne - 1) > 0 then\n" \
+    "    if na > 0 and exists(a, i, ek - 1) > 0 then\n" \
+    "      local cur = mget(a, i, ek - 1)\n" \
+    "      for j = 1, na do\n" \
+    "        if cur[j] then bad[#bad + 1] = a[i + j - 1]; bad[#bad + 1] = cur[j] end\n" \
+    "      end\n" \
+    "    end\n" \
+    "    if #bad == 1 then\n" \
+    "      local cur = mget(a, ek, ek + ne - 1)\n" \
+    "      local out = {2}\n" \
+    "      for j = 1, ne do\n" \
+    "        if cur[j] then out[#out + 1] = j - 1; out[#out + 1] = cur[j] end\n" \
+    "      end\n" \
+    "      return out\n" \
+    "    end\n" \
+    "  end\n" \
     "  if #bad > 1 then\n" \
     "    if real then redis.call('SET', contended, '1', 'PX', 10000) end\n" \
     "    return bad\n" \
     "  end\n" \
-    "  i = i + 1 + 2 * n\n" \
-    "  local ne = tonumber(a[i])\n" \
-    "  if ne > 0 then\n" \
-    "    local ek = {}\n" \
-    "    for j = 1, ne do ek[j] = a[i + step * (j - 1) + 1] end\n" \
-    "    local out = decided(ek, ne)\n" \
-    "    if out then return out end\n" \
-    "  end\n" \
-    "  return nil, i\n" \
+    "  return nil, ek + ne, ek\n" \
     "end\n"
 
-/* The write half of a batch, atomic. First the checks: the batch this one
- * was built on was committed (ARGV[4], this instance's chain key, holds
- * ARGV[5], the token of the batch ahead, when one was on its way; else
- * {3}); the freezes' version, every key the batch used still has the version it had (one
- * MGET; the first 8 bytes of each string; "" for a key that did not
- * exist), and no event of the batch was decided already (one EXISTS).
- * Then the writes. Returns {1, freezes placed}; {0, key, value, ...} (the
- * keys that changed with what they hold now, nil when nothing; the
- * freezes' version key among them) and writes nothing; or {2, index,
- * "D"+decision, ...} for events decided already, and writes nothing. It
- * leaves its own token ARGV[6] in the chain key. A conflict also marks the
- * contention key ARGV[7] for 10 s, and a commit says whether it is marked:
- * while it is, no instance builds a batch on one whose commit is on its
- * way (an instance with two scripts always queued would starve another
- * one writing the same keys). It touches the write sequence ARGV[8], so
- * that a transaction commit (send_fast) of another instance whose checks
- * ran before it writes nothing. */
+/* The write half of a batch, atomic. First the checks (see checks():
+ * the batch this one was built on was committed - ARGV[4], this
+ * instance's chain key, holds ARGV[5], the token of the batch ahead, when
+ * one was on its way -, the freezes' version, the keys' versions, the
+ * keys taken to be absent, the events not decided). Then the writes.
+ * ARGV: freezes hash, its version key and expected value, chain key,
+ * token ahead, own token, contention key, write sequence; from ARGV[9]
+ * the checks' part (see struct layout), then ne x ("D" + decision, ttl)
+ * for the e: keys, nwr, nwr x (key, value, ttl), the distinct sets, the
+ * freezes. Returns {1, freezes placed, contended}; or a refusal (see
+ * checks()), writing nothing. It leaves its own token ARGV[6] in the
+ * chain key. A conflict also marks the contention key ARGV[7] for 10 s,
+ * and a commit says whether it is marked: while it is, no instance builds
+ * a batch on one whose commit is on its way (an instance with two scripts
+ * always queued would starve another one writing the same keys). It
+ * touches the write sequence ARGV[8], so that a transaction commit
+ * (send_fast) of another instance whose checks ran before it writes
+ * nothing. */
 static const char commit_script[] =
     LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
     "local fkey, fvkey = a[1], a[2]\n"
-    "local out, i = checks(a, a[4], a[5], nil, '', fvkey, a[3], a[7], 9, 3)\n"
+    "local out, i, ek = checks(a, a[4], a[5], nil, '', fvkey, a[3], a[7], 9)\n"
     "if out then return out end\n"
-    "for _ = 1, 2 do -- the decisions, then the other keys\n"
-    "  for _ = 1, tonumber(a[i]) do\n"
-    "    call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
-    "    i = i + 3\n"
-    "  end\n"
-    "  i = i + 1\n"
+    "for j = 0, i - ek - 1 do -- the decisions: (\"D\" + decision, ttl) of each e: key\n"
+    "  call('SET', a[ek + j], a[i], 'PX', a[i + 1])\n"
+    "  i = i + 2\n"
     "end\n"
+    "for _ = 1, tonumber(a[i]) do -- the other keys\n"
+    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
+    "  i = i + 3\n"
+    "end\n"
+    "i = i + 1\n"
     "for _ = 1, tonumber(a[i]) do\n"
     "  local k, lo, ttl, nm = a[i + 1], a[i + 2], a[i + 3], tonumber(a[i + 4])\n"
     "  i = i + 4\n"
@@ -205,15 +192,16 @@ static const char commit_script[] =
  * version key and expected value, chain key, expected token, contention
  * key, write sequence and its expected value ("": not checked; else {4}
  * when it differs: another instance committed since this one's last
- * commit), n, n x (key, version), ne, ne x e: key. Keys left out of the
- * n pairs are those this instance wrote or checked at a write sequence
- * value since which only it has committed. Sent with
- * EVAL (never NOSCRIPT: the transaction behind it must not run unchecked). */
+ * commit), then the checks' part of commit_script's arguments as it is.
+ * Keys left out of the np read keys are those this instance wrote or
+ * checked at a write sequence value since which only it has committed.
+ * Sent with EVAL (never NOSCRIPT: the transaction behind it must not run
+ * unchecked). */
 static const char check_script[] =
     LUA_PIECES
     "local a = ARGV\n"
     "local call = redis.call\n"
-    "local out = checks(a, a[3], a[4], a[6], a[7], a[1], a[2], a[5], 8, 1)\n"
+    "local out = checks(a, a[3], a[4], a[6], a[7], a[1], a[2], a[5], 8)\n"
     "if out then call('INCR', a[6]); return out end\n"
     "return {1, 0, call('EXISTS', a[5])}\n";
 
@@ -320,8 +308,10 @@ struct args {
  * part's count) and how many entries each has, as commit_send() built
  * them: send_fast() writes the same commit as plain commands from them. */
 struct layout {
-    size_t chk, nchk;  /* (key, version) pairs */
-    size_t dec, ne;    /* (e: key, "D"+decision, ttl) */
+    size_t chk;        /* the checks' part: np, np keys, np versions, na,
+                          ne, na keys taken to be absent, ne e: keys */
+    size_t ek, ne;     /* the first e: key, and how many */
+    size_t dec;        /* ne x ("D"+decision, ttl) (no count) */
     size_t wr, nwr;    /* (key, value, ttl) */
     size_t z, nz;      /* (key, lo, ttl, m, m x (member, bucket)) */
     size_t *zm;        /* m of each */
@@ -2017,24 +2007,18 @@ static int send_fast(struct rstate *r, const struct args *a, const struct layout
         arg_int(r, &c, (long long)b->w_expect);
     else
         arg(&c, "", 0);
-    for (size_t k = 0; k < 1 + 2 * L->nchk; k++)
-        arg(&c, a->v[L->chk + k], a->l[L->chk + k]);
-    arg(&c, a->v[L->dec], a->l[L->dec]);
-    for (size_t k = 0; k < L->ne; k++)
-        arg(&c, a->v[L->dec + 1 + 3 * k], a->l[L->dec + 1 + 3 * k]);
+    for (size_t k = L->chk; k < L->dec; k++)
+        arg(&c, a->v[k], a->l[k]);
     ok &= append(r, (int)c.n, c.v, c.l) == REDIS_OK;
     /* the writes */
     const char *mv[1] = {"MULTI"};
     size_t ml[1] = {5};
     ok &= append(r, 1, mv, ml) == REDIS_OK;
-    const size_t part[2][2] = {{L->dec, L->ne}, {L->wr, L->nwr}}; /* decisions, then the other keys */
-    for (int p = 0; p < 2; p++) {
-        i = part[p][0] + 1;
-        for (size_t k = 0; k < part[p][1]; k++, i += 3, q++) {
-            const char *v[5] = {"SET", a->v[i], a->v[i + 1], px, a->v[i + 2]};
-            size_t l[5] = {3, a->l[i], a->l[i + 1], 2, a->l[i + 2]};
-            ok &= append(r, 5, v, l) == REDIS_OK;
-        }
+    for (size_t k = 0; k < L->ne + L->nwr; k++, q++) { /* the decisions, then the other keys */
+        size_t ki = k < L->ne ? L->ek + k : L->wr + 1 + 3 * (k - L->ne), vi = k < L->ne ? L->dec + 2 * k : ki + 1;
+        const char *v[5] = {"SET", a->v[ki], a->v[vi], px, a->v[vi + 1]};
+        size_t l[5] = {3, a->l[ki], a->l[vi], 2, a->l[vi + 1]};
+        ok &= append(r, 5, v, l) == REDIS_OK;
     }
     i = L->z + 1;
     for (size_t k = 0; k < L->nz; k++) {
@@ -2151,33 +2135,54 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             r->b->w_expect = r->slot[r->q[r->nq - 1]].w_expect + 1;
         }
     }
-    /* every key read, with the version it had ("" when it did not exist;
-     * a copy: the entry takes its new version when the script is sent),
-     * but for the keys the write sequence check covers */
-    L.nchk = r->b->nrl;
-    for (size_t i = 0; i < r->b->nbl; i++)
-        L.nchk += !(r->b->w_check && r->b->bl[i]->vseq > r->vfloor);
-    L.chk = a->n;
-    arg_int(r, a, (long long)L.nchk);
+    /* the checks: every key read that existed, with the version it had (a
+     * copy: the entry takes its new version when the script is sent), but
+     * for the keys the write sequence check covers; the keys taken or
+     * found to be absent; each event's e: key (the script refuses the
+     * batch if one was decided already) */
+    size_t np = 0, na = 0, ne = 0;
     for (size_t i = 0; i < r->b->nbl; i++) {
-        if (r->b->w_check && r->b->bl[i]->vseq > r->vfloor)
-            continue;
-        arg(a, r->b->bl[i]->key, r->b->bl[i]->keylen);
-        arg(a, dg_arena_strndup(&r->b->arena, (const char *)r->b->bl[i]->ver, 8),
-            r->b->bl[i]->existed ? 8 : 0);
+        const struct gentry *g = r->b->bl[i];
+        if (!(r->b->w_check && g->vseq > r->vfloor)) {
+            np += g->existed;
+            na += !g->existed;
+        }
     }
     for (size_t i = 0; i < r->b->nrl; i++) {
-        arg(a, r->b->rl[i]->key, r->b->rl[i]->keylen);
-        arg(a, (const char *)r->b->rl[i]->ver, r->b->rl[i]->existed ? 8 : 0);
+        np += r->b->rl[i]->existed;
+        na += !r->b->rl[i]->existed;
     }
-    /* decisions (the script refuses the batch if one was decided already) */
-    size_t ne = 0;
     for (size_t i = 0; i < n; i++)
         ne += !items[i].dup;
+    L.chk = a->n;
+    arg_int(r, a, (long long)np);
+    for (int pass = 0; pass < 3; pass++) { /* the read keys, their versions, the absent keys */
+        if (pass == 2) {
+            arg_int(r, a, (long long)na);
+            arg_int(r, a, (long long)ne);
+        }
+        for (size_t i = 0; i < r->b->nbl; i++) {
+            struct gentry *g = r->b->bl[i];
+            if ((r->b->w_check && g->vseq > r->vfloor) || g->existed != (pass < 2))
+                continue;
+            if (pass == 1)
+                arg(a, dg_arena_strndup(&r->b->arena, (const char *)g->ver, 8), 8);
+            else
+                arg(a, g->key, g->keylen);
+        }
+        for (size_t i = 0; i < r->b->nrl; i++) {
+            struct rentry *re = r->b->rl[i];
+            if (re->existed != (pass < 2))
+                continue;
+            if (pass == 1)
+                arg(a, (const char *)re->ver, 8);
+            else
+                arg(a, re->key, re->keylen);
+        }
+    }
     eidx = dg_xcalloc(ne + 1, sizeof(*eidx));
-    L.dec = a->n;
+    L.ek = a->n;
     L.ne = ne;
-    arg_int(r, a, (long long)ne);
     ne = 0;
     for (size_t i = 0; i < n; i++) {
         struct dg_item *it = &items[i];
@@ -2185,13 +2190,18 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
             continue;
         size_t kl;
         const char *k = pkey(r, "e:", it->event_id, it->event_id_len, NULL, 0, &kl);
+        arg(a, k, kl);
+        eidx[ne++] = i;
+    }
+    /* the decisions, in the same order */
+    L.dec = a->n;
+    for (size_t k = 0; k < ne; k++) {
+        const struct dg_item *it = &items[eidx[k]];
         char *v = dg_arena_alloc(&r->b->arena, it->decision_len + 1);
         v[0] = 'D';
         memcpy(v + 1, it->decision ? it->decision : "", it->decision_len);
-        arg(a, k, kl);
         arg(a, v, it->decision_len + 1);
         arg_int(r, a, (long long)r->base.dedupe_ms);
-        eidx[ne++] = i;
     }
     /* the request records this batch wrote (each among its item's
      * req_ids, whose entries apply() found): the last write of each wins */
