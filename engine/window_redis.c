@@ -159,8 +159,9 @@ static const char commit_script[] =
     "  call('SET', a[ek + j], a[i], 'PX', a[i + 1])\n"
     "  i = i + 2\n"
     "end\n"
-    "for _ = 1, tonumber(a[i]) do -- the other keys\n"
-    "  call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3])\n"
+    "for _ = 1, tonumber(a[i]) do -- the other keys (ttl '': kept)\n"
+    "  if a[i + 3] == '' then call('SET', a[i + 1], a[i + 2], 'KEEPTTL')\n"
+    "  else call('SET', a[i + 1], a[i + 2], 'PX', a[i + 3]) end\n"
     "  i = i + 3\n"
     "end\n"
     "i = i + 1\n"
@@ -267,6 +268,9 @@ struct gentry {
     const char *wblob;         /* what commit writes (arena), for the cache */
     size_t wlen;
     int64_t wttl;
+    int64_t ttl_until;         /* wall clock: Redis keeps the key at least
+                                  until then, as this instance last set its
+                                  TTL (0: not known); see commit_send */
     int guessed;               /* not cached, not read: taken to be absent */
     int cls;                   /* see key_class */
     uint64_t vseq;             /* the write sequence at which it was known to
@@ -2018,7 +2022,11 @@ static int send_fast(struct rstate *r, const struct args *a, const struct layout
         size_t ki = k < L->ne ? L->ek + k : L->wr + 1 + 3 * (k - L->ne), vi = k < L->ne ? L->dec + 2 * k : ki + 1;
         const char *v[5] = {"SET", a->v[ki], a->v[vi], px, a->v[vi + 1]};
         size_t l[5] = {3, a->l[ki], a->l[vi], 2, a->l[vi + 1]};
-        ok &= append(r, 5, v, l) == REDIS_OK;
+        if (!l[4]) { /* the TTL is kept */
+            v[3] = "KEEPTTL";
+            l[3] = 7;
+        }
+        ok &= append(r, l[4] ? 5 : 4, v, l) == REDIS_OK;
     }
     i = L->z + 1;
     for (size_t k = 0; k < L->nz; k++) {
@@ -2231,6 +2239,11 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         arg(a, re->wval, re->wlen);
         arg_int(r, a, (long long)DG_REQUEST_RETENTION_MS);
     }
+    /* a state key's TTL is set a quarter longer than it needs, and while
+     * what this instance set lasts long enough it is kept (KEEPTTL, the
+     * ttl argument ""): a SET with PX costs Redis twice one without, and
+     * a busy key is written every batch */
+    int64_t t_now = wall_ms();
     for (size_t i = 0; i < r->b->nbl; i++) {
         struct gentry *g = r->b->bl[i];
         if (!g->dirty)
@@ -2244,7 +2257,13 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
         g->wttl = gentry_ttl(r, g);
         arg(a, g->key, g->keylen);
         arg(a, copy, blob->len);
-        arg_int(r, a, (long long)g->wttl);
+        if (g->existed && g->ttl_until >= t_now + g->wttl) {
+            arg(a, "", 0);
+        } else {
+            int64_t px = g->wttl + g->wttl / 4;
+            arg_int(r, a, (long long)px);
+            g->ttl_until = t_now + px;
+        }
     }
     /* distinct values */
     for (size_t i = 0; i < r->b->nzl; i++)

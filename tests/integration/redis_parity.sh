@@ -85,6 +85,24 @@ for c in reconcile-outflows reconcile-amounts; do
         sh -c "cmp -s '$T/$c.mem' '$T/$c.redis1' && cmp -s '$T/$c.mem' '$T/$c.redis64'"
 done
 
+# every state key expires when idle: one event per batch rewrites busy keys
+# many times (a key's TTL is kept, KEEPTTL, while the one set lasts long
+# enough), and still no window, decision or request key is left without one
+"$BIN" replay --rules "$RULES" --input "$EVENTS" --output "$T/ttl.jsonl" --quiet --batch 1 \
+    --state redis --redis "unix:$SOCK" --redis-prefix ttl: 2>>"$T/replay.err"
+check "one event per batch: decisions equal memory's" cmp -s "$T/mem.jsonl" "$T/ttl.jsonl"
+no_ttl() {
+    redis-cli -s "$SOCK" eval "local c, n = 0, 0
+        for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+            n = n + 1
+            if redis.call('PTTL', k) < 0 then c = c + 1 end
+        end
+        return {n, c}" 0 "$1" | tr '\n' ' '
+}
+keys_ttl=$(no_ttl 'ttl:[gerd]:*')
+check "every window, decision and request key has a TTL (keys, without: $keys_ttl)" \
+    sh -c "echo '$keys_ttl' | awk '{ exit !(\$1 > 100 && \$2 == 0) }'"
+
 # two writers at once on the same keys: split the events into odd and even
 # lines, run both halves concurrently under one prefix, compare the
 # order-free figures (count, sum, distinct) with a sequential run's
