@@ -457,6 +457,17 @@ static int dmap_add(struct dg_wstate *k, uint64_t h, int64_t b)
     return 0;
 }
 
+/* The last value, a string of len bytes at *p (both versions). */
+static int take_last_str(struct dg_wstate *k, const unsigned char **p, const unsigned char *end, uint64_t len)
+{
+    if ((uint64_t)(end - *p) < len || len > UINT32_MAX)
+        return -1;
+    k->last_str = dg_xstrndup((const char *)*p, (size_t)len);
+    k->last = dg_str(k->last_str, (size_t)len);
+    *p += len;
+    return 0;
+}
+
 static int decode_v3(struct dg_wstate *k, const unsigned char *p, const unsigned char *end)
 {
     uint64_t v[8], t, x, dn, nb;
@@ -480,11 +491,8 @@ static int decode_v3(struct dg_wstate *k, const unsigned char *p, const unsigned
     case DG_T_NONE:
         break;
     case DG_T_STR:
-        if (getv(&p, end, &x) || (uint64_t)(end - p) < x || x > UINT32_MAX)
+        if (getv(&p, end, &x) || take_last_str(k, &p, end, x))
             return -1;
-        k->last_str = dg_xstrndup((const char *)p, (size_t)x);
-        k->last = dg_str(k->last_str, (size_t)x);
-        p += x;
         break;
     case DG_T_NUM:
         if (get64(&p, end, &x))
@@ -556,11 +564,8 @@ static int decode_v2(struct dg_wstate *k, const unsigned char *p, const unsigned
         break;
     case DG_T_STR: {
         uint64_t l;
-        if (get64(&p, end, &l) || (uint64_t)(end - p) < l || l > UINT32_MAX)
+        if (get64(&p, end, &l) || take_last_str(k, &p, end, l))
             return -1;
-        k->last_str = dg_xstrndup((const char *)p, (size_t)l);
-        k->last = dg_str(k->last_str, (size_t)l);
-        p += l;
         break;
     }
     case DG_T_NUM: {

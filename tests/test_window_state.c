@@ -55,28 +55,53 @@ static void same(const struct dg_wstate *a, const struct dg_wstate *b)
     ck_assert(memcmp(a->b, b->b, a->nb * sizeof(*a->b)) == 0);
 }
 
+/* every (hash, bucket) of a's distinct map is in b's, and as many */
+static void same_distinct(const struct dg_wstate *a, const struct dg_wstate *b)
+{
+    ck_assert_uint_eq(a->dn, b->dn);
+    ck_assert_int_eq(a->ext, b->ext);
+    for (uint32_t i = 0; i < a->dcap; i++) {
+        if (!a->d || !a->d[i].h)
+            continue;
+        int found = 0;
+        for (uint32_t j = 0; j < b->dcap && !found; j++)
+            found = b->d[j].h == a->d[i].h && b->d[j].b == a->d[i].b;
+        ck_assert_msg(found, "distinct value %llx lost", (unsigned long long)a->d[i].h);
+    }
+}
+
+/* k encoded and decoded again is k: every field, distinct values, last value */
+static void roundtrip(const struct dg_wstate *k)
+{
+    struct dg_wstate r;
+    dg_buf b = {0};
+    dg_wstate_encode(k, &b);
+    ck_assert_int_eq(dg_wstate_decode(&r, b.data, b.len), 0);
+    same(k, &r);
+    same_distinct(k, &r);
+    if (k->last.t == DG_T_STR) {
+        ck_assert_uint_eq(k->last.len, r.last.len);
+        ck_assert(memcmp(k->last.u.s, r.last.u.s, k->last.len) == 0);
+    } else {
+        ck_assert(memcmp(&k->last.u, &r.last.u, sizeof(k->last.u)) == 0);
+    }
+    dg_wstate_release(&r);
+    dg_buf_free(&b);
+}
+
 START_TEST(test_roundtrip_every_field)
 {
     struct dg_ruleset *rs = load(rules);
     dg_arena ar;
     dg_arena_init(&ar, 4096);
     for (size_t w = 0; w < rs->nwindows; w++) {
-        struct dg_wstate k, r;
-        dg_buf b = {0};
+        struct dg_wstate k;
         dg_wstate_init(&k);
         add(&k, &rs->windows[w], 1000, 1.5, "x", &ar, NULL);
         add(&k, &rs->windows[w], 61000, 0.25, "y", &ar, NULL);
         add(&k, &rs->windows[w], 30000, 7, "x", &ar, NULL); /* late, within the window */
-        dg_wstate_encode(&k, &b);
-        ck_assert_int_eq(dg_wstate_decode(&r, b.data, b.len), 0);
-        same(&k, &r);
-        if (k.last.t == DG_T_STR) {
-            ck_assert_uint_eq(k.last.len, r.last.len);
-            ck_assert(memcmp(k.last.u.s, r.last.u.s, k.last.len) == 0);
-        }
+        roundtrip(&k);
         dg_wstate_release(&k);
-        dg_wstate_release(&r);
-        dg_buf_free(&b);
     }
     dg_arena_free(&ar);
     dg_ruleset_free(rs);
@@ -109,21 +134,6 @@ START_TEST(test_decode_rejects_garbage)
 }
 END_TEST
 
-/* every (hash, bucket) of a's distinct map is in b's, and as many */
-static void same_distinct(const struct dg_wstate *a, const struct dg_wstate *b)
-{
-    ck_assert_uint_eq(a->dn, b->dn);
-    ck_assert_int_eq(a->ext, b->ext);
-    for (uint32_t i = 0; i < a->dcap; i++) {
-        if (!a->d || !a->d[i].h)
-            continue;
-        int found = 0;
-        for (uint32_t j = 0; j < b->dcap && !found; j++)
-            found = b->d[j].h == a->d[i].h && b->d[j].b == a->d[i].b;
-        ck_assert_msg(found, "distinct value %llx lost", (unsigned long long)a->d[i].h);
-    }
-}
-
 /* limits of every field survive (varints, zigzag, differences that wrap) */
 START_TEST(test_roundtrip_extremes)
 {
@@ -134,8 +144,7 @@ START_TEST(test_roundtrip_extremes)
     dg_arena ar;
     dg_arena_init(&ar, 4096);
     for (size_t i = 0; i < nv; i++) {
-        struct dg_wstate k, r;
-        dg_buf b = {0};
+        struct dg_wstate k;
         dg_wstate_init(&k);
         add(&k, w, 1000, 1, "p", &ar, NULL); /* a distinct map and a bucket */
         add(&k, w, 2000, 1, "q", &ar, NULL);
@@ -161,14 +170,8 @@ START_TEST(test_roundtrip_extremes)
         case 2: k.last.t = DG_T_BOOL; k.last.u.b = 1; break;
         default: k.last.t = DG_T_DUR; k.last.u.ms = vals[(i + 3) % nv]; break;
         }
-        dg_wstate_encode(&k, &b);
-        ck_assert_int_eq(dg_wstate_decode(&r, b.data, b.len), 0);
-        same(&k, &r);
-        same_distinct(&k, &r);
-        ck_assert(memcmp(&k.last.u, &r.last.u, sizeof(k.last.u)) == 0);
+        roundtrip(&k);
         dg_wstate_release(&k);
-        dg_wstate_release(&r);
-        dg_buf_free(&b);
     }
     dg_arena_free(&ar);
     dg_ruleset_free(rs);
