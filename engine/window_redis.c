@@ -2147,46 +2147,49 @@ static int redis_commit_send(struct dg_state *st, struct dg_item *items, size_t 
      * copy: the entry takes its new version when the script is sent), but
      * for the keys the write sequence check covers; the keys taken or
      * found to be absent; each event's e: key (the script refuses the
-     * batch if one was decided already) */
-    size_t np = 0, na = 0, ne = 0;
+     * batch if one was decided already). One walk over the batch's keys:
+     * the read keys go out at once, their versions and the absent keys
+     * are collected, and np is filled in after */
+    size_t np = 0, na = 0, ne = 0, nk = r->b->nbl + r->b->nrl + 1;
+    const char **ver = dg_arena_alloc(&r->b->arena, nk * sizeof(*ver)), **ak = dg_arena_alloc(&r->b->arena, nk * sizeof(*ak));
+    size_t *akl = dg_arena_alloc(&r->b->arena, nk * sizeof(*akl));
+    L.chk = a->n;
+    arg(a, "", 0); /* np */
     for (size_t i = 0; i < r->b->nbl; i++) {
-        const struct gentry *g = r->b->bl[i];
-        if (!(r->b->w_check && g->vseq > r->vfloor)) {
-            np += g->existed;
-            na += !g->existed;
+        struct gentry *g = r->b->bl[i];
+        if (r->b->w_check && g->vseq > r->vfloor)
+            continue;
+        if (g->existed) {
+            arg(a, g->key, g->keylen);
+            ver[np++] = dg_arena_strndup(&r->b->arena, (const char *)g->ver, 8);
+        } else {
+            ak[na] = g->key;
+            akl[na++] = g->keylen;
         }
     }
     for (size_t i = 0; i < r->b->nrl; i++) {
-        np += r->b->rl[i]->existed;
-        na += !r->b->rl[i]->existed;
+        struct rentry *re = r->b->rl[i];
+        if (re->existed) {
+            arg(a, re->key, re->keylen);
+            ver[np++] = (const char *)re->ver;
+        } else {
+            ak[na] = re->key;
+            akl[na++] = re->keylen;
+        }
     }
+    for (size_t k = 0; k < np; k++)
+        arg(a, ver[k], 8);
     for (size_t i = 0; i < n; i++)
         ne += !items[i].dup;
-    L.chk = a->n;
-    arg_int(r, a, (long long)np);
-    for (int pass = 0; pass < 3; pass++) { /* the read keys, their versions, the absent keys */
-        if (pass == 2) {
-            arg_int(r, a, (long long)na);
-            arg_int(r, a, (long long)ne);
-        }
-        for (size_t i = 0; i < r->b->nbl; i++) {
-            struct gentry *g = r->b->bl[i];
-            if ((r->b->w_check && g->vseq > r->vfloor) || g->existed != (pass < 2))
-                continue;
-            if (pass == 1)
-                arg(a, dg_arena_strndup(&r->b->arena, (const char *)g->ver, 8), 8);
-            else
-                arg(a, g->key, g->keylen);
-        }
-        for (size_t i = 0; i < r->b->nrl; i++) {
-            struct rentry *re = r->b->rl[i];
-            if (re->existed != (pass < 2))
-                continue;
-            if (pass == 1)
-                arg(a, (const char *)re->ver, 8);
-            else
-                arg(a, re->key, re->keylen);
-        }
+    arg_int(r, a, (long long)na);
+    arg_int(r, a, (long long)ne);
+    for (size_t k = 0; k < na; k++)
+        arg(a, ak[k], akl[k]);
+    {
+        size_t end = a->n; /* np, in its place */
+        a->n = L.chk;
+        arg_int(r, a, (long long)np);
+        a->n = end;
     }
     eidx = dg_xcalloc(ne + 1, sizeof(*eidx));
     L.ek = a->n;
