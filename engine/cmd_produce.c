@@ -175,6 +175,7 @@ int dg_cmd_produce(int argc, char **argv)
         dg_cmd_error("produce", "%s", err);
         goto out_in;
     }
+    dg_producer_prepare(p, &topic, 1, 2000);
     while ((n = getline(&line, &cap, in)) >= 0) {
         size_t len = (size_t)n;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))

@@ -124,6 +124,7 @@ const char dg_usage_run[] =
     "refused, logged with FILE:LINE:COL, and the running set stays.\n";
 
 #define POLL_WAIT_MS 100        /* how often the loop looks at the stop flag */
+#define PREPARE_MS 2000         /* at start, to learn the output topics' partitions */
 #define ACK_WAIT_MS 1           /* ...and for acknowledgements, while batches are in flight */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -1384,6 +1385,8 @@ int dg_cmd_run(int argc, char **argv)
         dg_log(DG_LOG_ERROR, "%s", err);
         goto out_rules;
     }
+    const char *out_topics[] = {cfg->decisions_topic, cfg->dlq_topic};
+    dg_producer_prepare(r.out, out_topics, DG_ARRAY_LEN(out_topics), PREPARE_MS);
     if (cfg->state == DG_STATE_MEMORY) {
         st = dg_state_mem_new(cfg->dedupe_ms, cfg->lateness_ms);
     } else {

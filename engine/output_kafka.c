@@ -37,6 +37,16 @@ struct dg_producer {
     unsigned long long acked_total;
     char last_logged[256];
     int debug;                  /* the `debug` property is set */
+    struct ptopic *topics;      /* handles of the topics sent to, kept */
+    size_t ntopics;
+};
+
+/* A topic this producer sends to: its handle is kept (librdkafka looks a
+ * topic up by name on every send otherwise), NULL after a rebuild until
+ * the next send. */
+struct ptopic {
+    char *name;
+    rd_kafka_topic_t *rkt;
 };
 
 static struct round *round_of(struct dg_producer *p, uint64_t id)
@@ -44,6 +54,39 @@ static struct round *round_of(struct dg_producer *p, uint64_t id)
     if (id < p->oldest || id > p->open)
         return NULL; /* forgotten: its report is ignored */
     return &p->ring[id % DG_PRODUCER_MAX_ROUNDS];
+}
+
+/* The kept handle of topic (created on first use); NULL if librdkafka
+ * refuses the name. */
+static rd_kafka_topic_t *topic_of(struct dg_producer *p, const char *topic)
+{
+    struct ptopic *t = NULL;
+    for (size_t i = 0; i < p->ntopics && !t; i++)
+        if (p->topics[i].name == topic || !strcmp(p->topics[i].name, topic))
+            t = &p->topics[i];
+    if (!t) {
+        p->topics = realloc(p->topics, (p->ntopics + 1) * sizeof(*p->topics));
+        if (!p->topics)
+            abort();
+        t = &p->topics[p->ntopics++];
+        t->name = strdup(topic);
+        t->rkt = NULL;
+        if (!t->name)
+            abort();
+    }
+    if (!t->rkt)
+        t->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    return t->rkt;
+}
+
+/* Before the handle they belong to goes. */
+static void drop_topics(struct dg_producer *p)
+{
+    for (size_t i = 0; i < p->ntopics; i++)
+        if (p->topics[i].rkt) {
+            rd_kafka_topic_destroy(p->topics[i].rkt);
+            p->topics[i].rkt = NULL;
+        }
 }
 
 static int64_t now_ms(void)
@@ -186,8 +229,15 @@ int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t 
             for (size_t i = 0; i < nh; i++)
                 rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, (ssize_t)h[i].len);
         }
+        rd_kafka_topic_t *rkt = topic_of(p, topic);
+        if (!rkt) {
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            fail_now(p, topic, rd_kafka_err2str(rd_kafka_last_error()));
+            return -1;
+        }
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key_len ? key : NULL, key_len), RD_KAFKA_V_VALUE((void *)value, len),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->open), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -204,6 +254,30 @@ int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t 
     }
 }
 
+size_t dg_producer_prepare(dg_producer *p, const char *const *topics, size_t n, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = topic_of(p, topics[i]);
+        int64_t left = deadline - now_ms();
+        rd_kafka_resp_err_t e = !rkt    ? rd_kafka_last_error()
+                                : left <= 0 ? RD_KAFKA_RESP_ERR__TIMED_OUT
+                                            : rd_kafka_metadata(p->rk, 0, rkt, &md, (int)left);
+        if (!e && md && (md->topic_cnt != 1 || md->topics[0].err))
+            e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (e) {
+            missing++;
+            dg_log(DG_LOG_INFO, "kafka producer: no metadata for topic '%s' yet (%s); its first "
+                   "messages wait for it", topics[i], rd_kafka_err2str(e));
+        }
+    }
+    return missing;
+}
+
 /* After a fatal idempotence error the handle is useless: purge it and start
  * a new one (what it had queued is reported failed first). */
 static void rebuild_if_fatal(struct dg_producer *p)
@@ -214,6 +288,7 @@ static void rebuild_if_fatal(struct dg_producer *p)
     dg_log(DG_LOG_ERROR, "kafka producer: fatal error (%s); starting a new producer", fatal);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(p->rk, 0); /* the purged messages' reports: failed */
+    drop_topics(p);
     rd_kafka_destroy(p->rk);
     p->rk = NULL;
     if (start(p, e, sizeof e) != 0) {
@@ -305,8 +380,12 @@ void dg_producer_free(dg_producer *p, int timeout_ms)
         return;
     if (p->rk) {
         rd_kafka_flush(p->rk, timeout_ms);
+        drop_topics(p);
         rd_kafka_destroy(p->rk);
     }
+    for (size_t i = 0; i < p->ntopics; i++)
+        free(p->topics[i].name);
+    free(p->topics);
     rd_kafka_conf_destroy(p->conf);
     free(p);
 }

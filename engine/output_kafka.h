@@ -33,6 +33,12 @@ dg_producer *dg_producer_new(const struct dg_config *cfg, const char *name, char
 int dg_producer_send(dg_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t len, const struct dg_header *h, size_t nh);
 
+/* Look up the partitions of the topics this producer will send to, waiting
+ * at most timeout_ms in all: librdkafka learns them only on the first send
+ * otherwise, and holds the first messages about a second. Returns how many
+ * topics are still unknown (logged; their messages wait as they would). */
+size_t dg_producer_prepare(dg_producer *p, const char *const *topics, size_t n, int timeout_ms);
+
 /* Rounds tracked at once (the open one included). */
 #define DG_PRODUCER_MAX_ROUNDS 16
 
