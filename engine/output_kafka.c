@@ -271,7 +271,7 @@ size_t dg_producer_prepare(dg_producer *p, const char *const *topics, size_t n, 
             rd_kafka_metadata_destroy(md);
         if (e) {
             missing++;
-            dg_log(DG_LOG_INFO, "kafka producer: no metadata for topic '%s' yet (%s); its first "
+            dg_log(DG_LOG_WARN, "kafka producer: no metadata for topic '%s' yet (%s); its first "
                    "messages wait for it", topics[i], rd_kafka_err2str(e));
         }
     }

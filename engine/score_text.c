@@ -146,7 +146,7 @@ static void scenario_block(FILE *out, const struct dg_score *s, size_t i)
         verdict_cell(cells[k], v, p >= DG_SCORE_TARGET_STOPPED_PCT);
     }
     row(out, s, "USD stopped (target >= 90%)", cells);
-    for (int k = 0; k < s->nsides; k++)
+    for (int k = 0; k < s->nsides && k < DG_SCORE_SIDES; k++)
         if (s->have_events)
             dg_score_fmt_usd(c->res[k].usd_before_stop, cells[k]);
         else

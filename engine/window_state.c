@@ -609,7 +609,7 @@ static int decode_v2(struct dg_wstate *k, const unsigned char *p, const unsigned
     k->nb = k->capb = (uint32_t)nb;
     k->b = nb ? dg_xmalloc(nb * sizeof(*k->b)) : NULL;
     for (uint32_t i = 0; i < k->nb; i++) {
-        uint64_t f[6];
+        uint64_t f[6] = {0};
         for (int j = 0; j < 6; j++)
             get64(&p, end, &f[j]);
         k->b[i].idx = (int64_t)f[0];
