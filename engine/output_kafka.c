@@ -12,6 +12,7 @@
  */
 #include "output_kafka.h"
 #include "log.h"
+#include "util.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -65,14 +66,10 @@ static rd_kafka_topic_t *topic_of(struct dg_producer *p, const char *topic)
         if (p->topics[i].name == topic || !strcmp(p->topics[i].name, topic))
             t = &p->topics[i];
     if (!t) {
-        p->topics = realloc(p->topics, (p->ntopics + 1) * sizeof(*p->topics));
-        if (!p->topics)
-            abort();
+        p->topics = dg_xrealloc(p->topics, (p->ntopics + 1) * sizeof(*p->topics));
         t = &p->topics[p->ntopics++];
-        t->name = strdup(topic);
+        t->name = dg_xstrdup(topic);
         t->rkt = NULL;
-        if (!t->name)
-            abort();
     }
     if (!t->rkt)
         t->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
